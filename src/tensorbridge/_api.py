@@ -1,0 +1,328 @@
+"""The public functions: ``to_numpy``, ``to_torch``, ``explain`` (and re-exports).
+
+Each call resolves its options once, then either converts one leaf or walks a container. The
+first lines of ``to_numpy`` and ``to_torch`` are the planners' most common outcome written
+inline — a plain CPU tensor or ndarray that only needs a view — so the hot path makes no plan
+object; ``tests/test_explain.py`` checks that they agree with ``explain``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from . import _leaves
+from ._errors import ConversionError, describe
+from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
+from ._options import Options, numpy_options, torch_options
+from ._plan import Plan, Step, run
+from ._tree import leaves_with_paths, walk, walk_with_paths
+
+__all__ = ["explain", "to_numpy", "to_torch"]
+
+_Tensor = torch.Tensor
+_ndarray = np.ndarray
+# Tensor dtypes ``Tensor.numpy()`` returns as they are.
+_NUMPY_NATIVE = frozenset(
+    getattr(torch, n)
+    for n in (
+        "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
+        "complex64", "complex128", "uint16", "uint32", "uint64",
+    )
+    if hasattr(torch, n)
+)  # fmt: skip
+# ndarray dtypes ``torch.from_numpy`` wraps as they are (complex excluded: its item size is
+# larger than its alignment, so a view may be misaligned for PyTorch; the planner checks).
+_TORCH_NATIVE = frozenset(
+    np.dtype(n)
+    for n in (
+        "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
+        "uint16", "uint32", "uint64",
+    )
+)  # fmt: skip
+_FAST_FLAGS = 0x1 | 0x100 | 0x400  # C-contiguous, aligned, writeable (NPY_ARRAY_* bits)
+
+
+# --- one leaf ------------------------------------------------------------------------------
+
+
+class _Pending:
+    """A leaf waiting for a batched device transfer; replaced once the batch has run."""
+
+    __slots__ = ("after", "batch", "key", "value")
+
+    def __init__(self, value: Any, batch: Step, after: list[Step]) -> None:
+        self.value = value
+        self.batch = batch
+        self.after = after
+
+
+def _run_leaf(steps: list[Step], value: Any, pending: list[_Pending] | None) -> Any:
+    for i, step in enumerate(steps):
+        if step.batch and pending is not None:
+            p = _Pending(value, step, steps[i + 1 :])
+            pending.append(p)
+            return p
+        value = step.fn(value, step.arg)
+    return value
+
+
+def _numpy_leaf(obj: Any, kind: Kind, o: Options, pending: list[_Pending] | None) -> Any:
+    if kind is Kind.TORCH:
+        if obj.is_nested:
+            return [_numpy_leaf(x, Kind.TORCH, o, pending) for x in obj.unbind()]
+        if (
+            not obj.requires_grad
+            and o.dtype is None
+            and o.float_dtype is None
+            and o.copy is None
+            and obj.dtype in _NUMPY_NATIVE
+        ):
+            try:
+                return obj.numpy()
+            except (RuntimeError, TypeError):
+                pass  # conj/neg bit, another device or layout, ...: the planner decides
+    elif kind not in LEAF_KINDS:
+        return obj  # Python numbers, str, bytes, None and unknown objects pass through
+    steps, value = _leaves.plan_numpy(obj, kind, o)
+    return _run_leaf(steps, value, pending)
+
+
+def _torch_leaf(obj: Any, kind: Kind, o: Options, pending: list[_Pending] | None) -> Any:
+    if kind is Kind.NUMPY:
+        if (
+            type(obj) is _ndarray
+            and obj.dtype in _TORCH_NATIVE
+            and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS
+            and o.dtype is None
+            and o.float_dtype is None
+            and o.copy is None
+            and o.device is None
+            and not o.requires_grad
+            and not o.pin_memory
+        ):
+            try:
+                return torch.from_numpy(obj)
+            except ValueError:
+                pass  # a negative stride on a size-1 axis: the planner copies
+    elif kind not in LEAF_KINDS:
+        return obj
+    steps, value = _leaves.plan_torch(obj, kind, o)
+    return _run_leaf(steps, value, pending)
+
+
+def _run_batches(pending: list[_Pending]) -> None:
+    from . import _transfer
+
+    groups: dict[tuple[Any, ...], list[_Pending]] = {}
+    for p in pending:
+        o = p.batch.arg
+        key = ("host",) if p.batch.batch == "to_host" else (o.device, o.non_blocking, o.pin_memory)
+        groups.setdefault(key, []).append(p)
+    for key, group in groups.items():
+        values = [p.value for p in group]
+        if key[0] == "host":
+            moved = _transfer.to_host(values)
+        else:
+            device, non_blocking, pin_memory = key
+            moved = _transfer.to_device(
+                values, device, non_blocking=non_blocking, pin_memory=pin_memory
+            )
+        for p, value in zip(group, moved):
+            p.value = run(tuple(p.after), value)
+
+
+def _resolve_pending(leaf: Any, kind: Kind) -> Any:
+    return leaf.value if type(leaf) is _Pending else leaf
+
+
+def _convert(obj: Any, o: Options, leaf: Any, to: str) -> Any:
+    kind = kind_of(obj)
+    if kind in LEAF_KINDS:
+        return leaf(obj, kind, o, None)
+    if kind is Kind.PY_SCALAR or kind is Kind.BYTES or (
+        kind is Kind.SEQUENCE and _leaves.all_numbers(obj)
+    ):
+        steps, value = (_leaves.plan_numpy if to == "numpy" else _leaves.plan_torch)(
+            obj, kind, o, True
+        )
+        return run(tuple(steps), value)
+    if kind not in CONTAINER_KINDS:
+        raise _leaves.unsupported(obj, kind, top=True)
+    pending: list[_Pending] = []
+    try:
+        out = walk(obj, lambda x, k: leaf(x, k, o, pending))
+    except ConversionError:
+        _locate_error(obj, o, leaf)
+        raise
+    if pending:
+        _run_batches(pending)
+        out = walk(out, _resolve_pending)
+    return out
+
+
+def _locate_error(obj: Any, o: Options, leaf: Any) -> None:
+    """Convert again, leaf by leaf, to re-raise the first error with the leaf's path."""
+
+    def convert_at(x: Any, k: Kind, path: str) -> Any:
+        try:
+            return leaf(x, k, o, [])
+        except ConversionError as e:
+            raise e.at(path) from None
+
+    walk_with_paths(obj, convert_at)
+
+
+def to_numpy(
+    obj: Any, /, *, dtype: Any = None, float_dtype: Any = None, copy: bool | None = None
+) -> Any:
+    """Convert a tensor, array, number, list or container of them to NumPy.
+
+    Always detaches; bfloat16, float8 and complex32 come back as ``ml_dtypes`` arrays sharing
+    memory; device tensors are copied to the host; conjugate and negative views are resolved.
+
+    >>> import torch
+    >>> to_numpy(torch.arange(3, dtype=torch.int32))
+    array([0, 1, 2], dtype=int32)
+    >>> to_numpy({"x": torch.ones(2, dtype=torch.float64)}, float_dtype="float32")
+    {'x': array([1., 1.], dtype=float32)}
+    """
+    if (
+        type(obj) is _Tensor
+        and not obj.requires_grad
+        and obj.dtype in _NUMPY_NATIVE
+        and dtype is None
+        and float_dtype is None
+        and copy is None
+    ):
+        try:
+            return obj.numpy()
+        except (RuntimeError, TypeError):
+            pass  # conj/neg bit, another device or layout, nested, ...: the planner decides
+    return _convert(obj, numpy_options(dtype, float_dtype, copy), _numpy_leaf, "numpy")
+
+
+def to_torch(
+    obj: Any,
+    /,
+    *,
+    dtype: Any = None,
+    float_dtype: Any = None,
+    device: Any = None,
+    copy: bool | None = None,
+    requires_grad: bool | None = None,
+    pin_memory: bool = False,
+    non_blocking: bool = False,
+) -> Any:
+    """Convert an array, tensor, number, list or container of them to PyTorch.
+
+    Shares memory with the input whenever that is possible and safe (``copy=None``); copies
+    negative-stride, non-native byte order, misaligned and read-only arrays; keeps a tensor's
+    autograd state unless ``requires_grad`` says otherwise.
+
+    >>> import numpy as np
+    >>> to_torch(np.arange(3, dtype=np.int32))
+    tensor([0, 1, 2], dtype=torch.int32)
+    >>> to_torch({"x": np.ones(2), "y": np.arange(2)}, float_dtype=torch.float32)
+    {'x': tensor([1., 1.]), 'y': tensor([0, 1])}
+    """
+    if (
+        type(obj) is _ndarray
+        and obj.dtype in _TORCH_NATIVE
+        and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS
+        and dtype is None
+        and float_dtype is None
+        and device is None
+        and copy is None
+        and requires_grad is None
+        and not pin_memory
+    ):
+        try:
+            return torch.from_numpy(obj)
+        except ValueError:
+            pass  # a negative stride on a size-1 axis: the planner copies
+    o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
+    return _convert(obj, o, _torch_leaf, "torch")
+
+
+# --- explain -------------------------------------------------------------------------------
+
+
+def _leaf_plan(obj: Any, kind: Kind, o: Options, to: str, top: bool) -> Plan:
+    planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
+    steps, _ = planner(obj, kind, o, top)
+    return Plan.from_steps(to, describe(obj), tuple(steps))
+
+
+def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any) -> Plan:
+    """What ``to_numpy(obj, **kwargs)`` or ``to_torch(obj, **kwargs)`` would do, without doing it.
+
+    >>> import torch
+    >>> plan = explain(torch.ones(4, dtype=torch.bfloat16))
+    >>> plan.steps, plan.copies, plan.shares_memory
+    (('view bfloat16 as ml_dtypes.bfloat16 (no copy)',), 0, True)
+    """
+    if to == "numpy":
+        o = numpy_options(**kwargs)
+    elif to == "torch":
+        o = torch_options(**_torch_kwargs(kwargs))
+    else:
+        raise ValueError(f"to must be 'numpy' or 'torch', not {to!r}")
+    kind = kind_of(obj)
+    if kind is Kind.TORCH and obj.is_nested:
+        obj, kind = list(obj.unbind()), Kind.SEQUENCE
+    elif kind in LEAF_KINDS or kind is Kind.PY_SCALAR or kind is Kind.BYTES or (
+        kind is Kind.SEQUENCE and _leaves.all_numbers(obj)
+    ):
+        return _leaf_plan(obj, kind, o, to, top=True)
+    if kind not in CONTAINER_KINDS:
+        raise _leaves.unsupported(obj, kind, top=True)
+    leaves: dict[str, Plan] = {}
+    passed = 0
+    for path, leaf, leaf_kind in leaves_with_paths(obj):
+        if leaf_kind is Kind.TORCH and leaf.is_nested:
+            for i, part in enumerate(leaf.unbind()):
+                leaves[f"{path}[{i}]"] = _leaf_plan(part, Kind.TORCH, o, to, top=False)
+        elif leaf_kind in LEAF_KINDS:
+            try:
+                leaves[path] = _leaf_plan(leaf, leaf_kind, o, to, top=False)
+            except ConversionError as e:
+                raise e.at(path) from None
+        else:
+            passed += 1
+    return _container_plan(obj, to, leaves, passed)
+
+
+def _container_plan(obj: Any, to: str, leaves: dict[str, Plan], passed: int) -> Plan:
+    copies = sum(p.copies for p in leaves.values())
+    syncs = any(p.syncs_device for p in leaves.values())
+    moved = [p for p in leaves.values() if any(" → cpu" in s or "cpu → " in s for s in p.steps)]
+    steps = [f"convert {len(leaves)} leaves" + (f", pass {passed} through unchanged" if passed else "")]
+    if moved:
+        steps.append(
+            f"batch the {len(moved)} device transfers into one operation with one synchronisation"
+        )
+    return Plan(
+        target=to,
+        input=f"{type(obj).__name__} container",
+        steps=tuple(steps),
+        copies=copies,
+        bytes_copied=sum(p.bytes_copied for p in leaves.values()),
+        shares_memory=copies == 0,
+        syncs_device=syncs,
+        leaves=leaves,
+    )
+
+
+def _torch_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    allowed = ("dtype", "float_dtype", "copy", "device", "requires_grad", "pin_memory", "non_blocking")
+    unknown = set(kwargs) - set(allowed)
+    if unknown:
+        raise TypeError(f"explain(to='torch') got unexpected keyword(s) {sorted(unknown)}")
+    full: dict[str, Any] = dict.fromkeys(allowed)
+    full.update(pin_memory=False, non_blocking=False)
+    full.update(kwargs)
+    return full
+

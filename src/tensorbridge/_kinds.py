@@ -1,0 +1,116 @@
+"""What kind of input an object is, decided once per type and cached.
+
+Optional libraries (JAX, CuPy, TensorFlow, pandas, PIL) are recognised by the protocols they
+implement (``__dlpack__``, ``__array_interface__``, ``__array__``, the buffer protocol), never
+by importing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import optree
+import torch
+
+NAMESPACE = "tensorbridge"  # optree namespace: nodes registered here (or globally) are walked
+
+
+class Kind(enum.Enum):
+    TORCH = "torch.Tensor"
+    NUMPY = "numpy.ndarray"
+    NUMPY_SCALAR = "numpy scalar"
+    PY_SCALAR = "Python number"
+    SEQUENCE = "list or tuple"
+    STR = "str"
+    BYTES = "bytes"
+    NONE = "None"
+    NODE = "container"
+    MAPPING = "mapping"
+    DATACLASS = "dataclass"
+    DLPACK = "DLPack producer"
+    ARRAY_LIKE = "array-protocol object"
+    BUFFER = "buffer-protocol object"
+    UNKNOWN = "unknown object"
+
+
+_cache: dict[type, Kind] = {}
+_lock = threading.Lock()
+# Kinds that depend on the optree registry, which the user may change at any time: not cached.
+_UNCACHED = frozenset({Kind.DATACLASS, Kind.MAPPING, Kind.UNKNOWN})
+
+
+def _has_buffer(obj: Any) -> bool:
+    try:
+        memoryview(obj).release()
+    except TypeError:
+        return False
+    return True
+
+
+def _classify(obj: Any) -> Kind:
+    cls = type(obj)
+    if issubclass(cls, torch.Tensor):
+        return Kind.TORCH
+    if issubclass(cls, np.ndarray):
+        return Kind.NUMPY
+    if issubclass(cls, np.generic):
+        return Kind.NUMPY_SCALAR
+    if issubclass(cls, (bool, int, float, complex)):
+        return Kind.PY_SCALAR
+    if issubclass(cls, str):
+        return Kind.STR
+    if issubclass(cls, (bytes, bytearray)):
+        return Kind.BYTES
+    if obj is None:
+        return Kind.NONE
+    if cls is list or cls is tuple:
+        return Kind.SEQUENCE
+    if optree.register_pytree_node.get(cls, namespace=NAMESPACE) is not None:
+        return Kind.NODE
+    if isinstance(obj, Mapping):
+        return Kind.MAPPING
+    if dataclasses.is_dataclass(cls):
+        return Kind.DATACLASS
+    if hasattr(cls, "__dlpack__") and hasattr(cls, "__dlpack_device__"):
+        return Kind.DLPACK
+    if any(hasattr(cls, a) for a in ("__array_interface__", "__array_struct__", "__array__")):
+        return Kind.ARRAY_LIKE
+    if _has_buffer(obj):
+        return Kind.BUFFER
+    return Kind.UNKNOWN
+
+
+def kind_of(obj: Any) -> Kind:
+    """The kind of ``obj``: one dict lookup for every type seen before.
+
+    >>> kind_of(np.zeros(2)), kind_of([1, 2]), kind_of("a")
+    (<Kind.NUMPY: 'numpy.ndarray'>, <Kind.SEQUENCE: 'list or tuple'>, <Kind.STR: 'str'>)
+    """
+    kind = _cache.get(type(obj))
+    if kind is None:
+        kind = _classify(obj)
+        if kind not in _UNCACHED:
+            with _lock:
+                _cache[type(obj)] = kind
+    return kind
+
+
+LEAF_KINDS = frozenset(
+    {
+        Kind.TORCH,
+        Kind.NUMPY,
+        Kind.NUMPY_SCALAR,
+        Kind.DLPACK,
+        Kind.ARRAY_LIKE,
+        Kind.BUFFER,
+    }
+)
+"""Kinds converted wherever they appear; Python numbers, str, bytes and None pass through
+unchanged inside containers and convert (or are refused) only at the top level."""
+
+CONTAINER_KINDS = frozenset({Kind.NODE, Kind.MAPPING, Kind.DATACLASS, Kind.SEQUENCE})

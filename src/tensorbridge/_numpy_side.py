@@ -1,0 +1,233 @@
+"""Planning conversions whose result is a NumPy array (``to_numpy``).
+
+``plan_tensor`` and ``plan_array`` return the ordered steps; nothing here moves data except the
+steps themselves when they are run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._dtypes import TABLE, DType, by_numpy, by_torch
+from ._errors import LossyConversionError, UnsupportedInputError, describe
+from ._options import Options
+from ._plan import Step, format_bytes
+
+_is_functorch_wrapped = getattr(
+    getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", lambda t: False
+)
+
+
+def tensor_nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _torch_kind(dt: torch.dtype) -> str:
+    if dt.is_complex:
+        return "c"
+    return "f" if dt.is_floating_point else "i"
+
+
+def dtype_kind(dt: np.dtype[Any]) -> str:
+    """NumPy's dtype kind, with the ml_dtypes types reported as "f" or "c" (NumPy says "V")."""
+    row = by_numpy(dt)
+    return row.kind if row is not None else dt.kind
+
+
+def check_not_lossy_cast(kind: str, target: Any, subject: Any) -> None:
+    """Refuse complex → real casts: the imaginary part is information no argument asked to drop."""
+    target_kind = dtype_kind(target) if isinstance(target, np.dtype) else _torch_kind(target)
+    if kind == "c" and target_kind != "c":
+        raise LossyConversionError(
+            f"{describe(subject)} is complex and dtype={target} is not: the imaginary part would "
+            f"be dropped; take .real (or .imag, or abs()) first, or pass a complex dtype"
+        )
+
+
+# --- step functions: (value, arg) -> value -------------------------------------------------
+
+
+def _detach(t: torch.Tensor, _: Any) -> torch.Tensor:
+    return t.detach()
+
+
+def _to_dense(t: torch.Tensor, _: Any) -> torch.Tensor:
+    return t.to_dense()
+
+
+def _dequantize(t: torch.Tensor, _: Any) -> torch.Tensor:
+    return t.dequantize()
+
+
+def _materialize(t: torch.Tensor, _: Any) -> torch.Tensor:
+    # One pass that writes the logical values of a conjugate- or negative-bit view.
+    out = torch.empty_like(t)
+    out.copy_(t)
+    return out
+
+
+def _to_host(t: torch.Tensor, _: Any) -> torch.Tensor:
+    from ._transfer import to_host
+
+    return to_host([t])[0]
+
+
+def _numpy_view(t: torch.Tensor, row: DType) -> np.ndarray:
+    if row.torch_carrier is None:
+        return t.numpy()
+    return t.view(row.torch_carrier).numpy().view(row.numpy)
+
+
+def _astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
+    with np.errstate(all="ignore"):  # NaN → int and overflow follow NumPy's casting, silently
+        return a.astype(dt)
+
+
+def _copy(a: np.ndarray, _: Any) -> np.ndarray:
+    return a.copy(order="K")
+
+
+def _base_view(a: np.ndarray, _: Any) -> np.ndarray:
+    return a.view(np.ndarray)
+
+
+_DETACH = Step("detach from autograd (no copy)", _detach)
+_VIEWS = {
+    row.torch: Step(
+        f"view as numpy.ndarray {row.numpy} (no copy)"
+        if row.native
+        else f"view {row.tag} as ml_dtypes.{row.numpy} (no copy)",
+        _numpy_view,
+        row,
+    )
+    for row in TABLE
+}
+
+
+def cast_step(a_dtype: np.dtype[Any], target: np.dtype[Any], nbytes_out: int) -> Step:
+    return Step(
+        f"cast {a_dtype} → {target} (NumPy casting, {format_bytes(nbytes_out)})",
+        _astype_step,
+        target,
+        nbytes=nbytes_out,
+        copies=1,
+        reason=f"dtype cast {a_dtype} → {target}",
+    )
+
+
+def _astype_step(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
+    return _astype(a, dt)
+
+
+def copy_step(nbytes: int) -> Step:
+    return Step(f"copy ({format_bytes(nbytes)})", _copy, nbytes=nbytes, copies=1, reason="copy=True")
+
+
+def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
+    """Steps turning a (non-nested) tensor into an ndarray with the logical values."""
+    if t.is_meta:
+        raise UnsupportedInputError(
+            f"{describe(t)} is a meta tensor: it has a shape and dtype but no data; "
+            f"materialise it first (e.g. torch.empty_like(t, device='cpu'))"
+        )
+    if _is_functorch_wrapped(t):
+        raise UnsupportedInputError(
+            f"{describe(t)} is being traced by a functorch transform (vmap/grad): its values do "
+            f"not exist yet; convert outside the transform, or return the tensor from it first"
+        )
+    steps: list[Step] = []
+    if t.requires_grad:
+        steps.append(_DETACH)
+    dtype = t.dtype
+    nbytes = tensor_nbytes(t)
+    if t.layout is not torch.strided:
+        nbytes = t.numel() * t.element_size() if t.is_quantized else _dense_nbytes(t)
+        steps.append(
+            Step(
+                f"densify {str(t.layout).removeprefix('torch.')} tensor ({format_bytes(nbytes)})",
+                _to_dense,
+                nbytes=nbytes,
+                copies=1,
+                reason=f"layout {t.layout} (sparse data is stored densely)",
+            )
+        )
+    if t.is_quantized:
+        nbytes = t.numel() * 4
+        dtype = torch.float32
+        steps.append(
+            Step(
+                f"dequantize {dtype} → float32 ({format_bytes(nbytes)})",
+                _dequantize,
+                nbytes=nbytes,
+                copies=1,
+                reason=f"quantized dtype {t.dtype}",
+            )
+        )
+    row = by_torch(dtype)
+    if row is None:
+        raise UnsupportedInputError(
+            f"{describe(t)}: dtype {dtype} has no NumPy form (not even through ml_dtypes); "
+            f"pass dtype= to cast it (e.g. dtype=torch.float32), or view its bytes with "
+            f"t.view(torch.uint8)"
+        )
+    if t.device.type != "cpu":
+        steps.append(
+            Step(
+                f"copy {t.device} → cpu ({format_bytes(nbytes)})",
+                _to_host,
+                nbytes=nbytes,
+                copies=1,
+                syncs=True,
+                reason=f"the tensor is on {t.device}",
+                batch="to_host",
+            )
+        )
+    elif t.layout is torch.strided and (t.is_conj() or t.is_neg()):
+        bit = "conjugate" if t.is_conj() else "negative"
+        steps.append(
+            Step(
+                f"resolve the {bit} bit ({format_bytes(nbytes)})",
+                _materialize,
+                nbytes=nbytes,
+                copies=1,
+                reason=f"{bit}-bit view (its logical values are not in memory)",
+            )
+        )
+    steps.append(_VIEWS[dtype])
+    target = o.target_dtype(row.kind)
+    if target is not None and target != row.numpy:
+        check_not_lossy_cast(row.kind, target, t)
+        steps.append(cast_step(row.numpy, target, t.numel() * target.itemsize))
+    return steps
+
+
+def _dense_nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def plan_array(a: np.ndarray, o: Options) -> list[Step]:
+    """Steps turning an ndarray (or subclass) into a plain ndarray of the requested dtype."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise LossyConversionError(
+            f"{describe(a)} is a masked array: converting it would drop its mask; call "
+            f".filled(fill_value) for a plain array, or convert .data and .mask separately"
+        )
+    steps: list[Step] = []
+    if type(a) is not np.ndarray:
+        steps.append(Step(f"view {type(a).__name__} as numpy.ndarray (no copy)", _base_view))
+    kind = dtype_kind(a.dtype)
+    target = o.target_dtype(kind)
+    if target is not None and target != a.dtype:
+        check_not_lossy_cast(kind, target, a)
+        steps.append(cast_step(a.dtype, target, a.size * target.itemsize))
+    return steps
+
+
+def finish(steps: list[Step], o: Options, nbytes: int) -> list[Step]:
+    """Apply the copy mode: ``copy=True`` adds a copy if no step copies."""
+    if o.copy and not any(s.copies for s in steps):
+        steps.append(copy_step(nbytes))
+    return steps

@@ -1,0 +1,104 @@
+"""The keyword arguments of one call, resolved once and shared by every leaf of a container."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._dtypes import numpy_dtype, torch_dtype
+
+
+class Options:
+    """Resolved options: dtypes as NumPy or PyTorch dtypes, the device as ``torch.device``."""
+
+    __slots__ = (
+        "copy",
+        "device",
+        "dtype",
+        "float_dtype",
+        "non_blocking",
+        "pin_memory",
+        "requires_grad",
+    )
+
+    def __init__(
+        self,
+        dtype: Any = None,
+        float_dtype: Any = None,
+        copy: bool | None = None,
+        device: torch.device | None = None,
+        requires_grad: bool | None = None,
+        pin_memory: bool = False,
+        non_blocking: bool = False,
+    ) -> None:
+        self.dtype = dtype
+        self.float_dtype = float_dtype
+        self.copy = copy
+        self.device = device
+        self.requires_grad = requires_grad
+        self.pin_memory = pin_memory
+        self.non_blocking = non_blocking
+
+    def target_dtype(self, kind: str) -> Any:
+        """The dtype a leaf of dtype kind ``kind`` ("b", "i", "u", "f", "c", ...) is cast to."""
+        if kind == "f" and self.float_dtype is not None:
+            return self.float_dtype
+        return self.dtype
+
+
+def _check_copy(copy: Any) -> bool | None:
+    if copy is None or copy is True or copy is False:
+        return copy  # type: ignore[no-any-return]
+    raise TypeError(f"copy must be None, True or False, not {copy!r}")
+
+
+
+def numpy_options(dtype: Any = None, float_dtype: Any = None, copy: Any = None) -> Options:
+    """Options for ``to_numpy``: dtypes resolved to NumPy dtypes (ml_dtypes types included)."""
+    fdt = None if float_dtype is None else numpy_dtype(float_dtype)
+    if fdt is not None and fdt.kind not in "fV":
+        raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")
+    return Options(
+        dtype=None if dtype is None else numpy_dtype(dtype),
+        float_dtype=fdt,
+        copy=_check_copy(copy),
+    )
+
+
+def _device(device: Any) -> torch.device | None:
+    if device is None or isinstance(device, torch.device):
+        return device
+    if isinstance(device, int) and not isinstance(device, bool):
+        return torch.device("cuda", device)
+    if isinstance(device, str):
+        return torch.device(device)
+    raise TypeError(
+        f"device must be a string such as 'cpu', 'cuda', 'cuda:1' or 'mps', a torch.device or an "
+        f"int, not {device!r}"
+    )
+
+
+def torch_options(
+    dtype: Any,
+    float_dtype: Any,
+    copy: Any,
+    device: Any,
+    requires_grad: bool | None,
+    pin_memory: bool,
+    non_blocking: bool,
+) -> Options:
+    """Options for ``to_torch``: dtypes resolved to PyTorch dtypes, the device to ``torch.device``."""
+    fdt = None if float_dtype is None else torch_dtype(float_dtype)
+    if fdt is not None and not fdt.is_floating_point:
+        raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")
+    return Options(
+        dtype=None if dtype is None else torch_dtype(dtype),
+        float_dtype=fdt,
+        copy=_check_copy(copy),
+        device=_device(device),
+        requires_grad=requires_grad,
+        pin_memory=bool(pin_memory),
+        non_blocking=bool(non_blocking),
+    )

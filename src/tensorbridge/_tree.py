@@ -1,0 +1,104 @@
+"""Walking containers: dicts and other mappings, lists, tuples, namedtuples, dataclasses, and
+every node type registered with optree (globally or in the ``"tensorbridge"`` namespace).
+
+``walk`` is the hot path: no paths are built. When a leaf fails, the caller walks again with
+``walk_with_paths`` to name the leaf's path (``obj["images"][3]``) in the error.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import optree
+
+from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of
+
+LeafFn = Callable[[Any, Kind], Any]
+PathLeafFn = Callable[[Any, Kind, str], Any]
+
+
+def _key_text(key: Any) -> str:
+    return f"[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
+
+
+def children(obj: Any, kind: Kind) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
+    """One level of a container: path suffixes, child values, and a function rebuilding it."""
+    cls = type(obj)
+    if cls is dict or kind is Kind.MAPPING:
+        keys = list(obj.keys())
+        values = [obj[k] for k in keys]
+
+        def rebuild_mapping(new: list[Any]) -> Any:
+            items = dict(zip(keys, new))
+            if cls is dict:
+                return items
+            try:
+                return cls(items)
+            except TypeError:
+                return items  # a read-only mapping type that cannot be built from items
+
+        return [_key_text(k) for k in keys], values, rebuild_mapping
+    if kind is Kind.SEQUENCE:
+        return [f"[{i}]" for i in range(len(obj))], list(obj), cls
+    if kind is Kind.DATACLASS:
+        names = [f.name for f in dataclasses.fields(obj) if hasattr(obj, f.name)]
+
+        def rebuild_dataclass(new: list[Any]) -> Any:
+            out = copy.copy(obj)
+            for name, value in zip(names, new):
+                object.__setattr__(out, name, value)  # frozen dataclasses too
+            return out
+
+        return [f".{n}" for n in names], [getattr(obj, n) for n in names], rebuild_dataclass
+    # An optree node: dict subclasses, namedtuples, deques, the user's registered types.
+    one = optree.tree_flatten_one_level(obj, namespace=NAMESPACE)
+    fields = getattr(cls, "_fields", None)
+    if isinstance(obj, tuple) and fields is not None:
+        suffixes = [f".{fields[i]}" for i in one.entries]
+    else:
+        suffixes = [_key_text(e) for e in one.entries]
+
+    def rebuild_node(new: list[Any]) -> Any:
+        return one.unflatten_func(one.metadata, new)
+
+    return suffixes, list(one.children), rebuild_node
+
+
+def walk(obj: Any, fn: LeafFn) -> Any:
+    """Rebuild ``obj`` with ``fn(leaf, kind)`` applied to every non-container value."""
+    kind = kind_of(obj)
+    if kind not in CONTAINER_KINDS:
+        return fn(obj, kind)
+    cls = type(obj)
+    if cls is dict:
+        return {k: walk(v, fn) for k, v in obj.items()}
+    if cls is list:
+        return [walk(v, fn) for v in obj]
+    if cls is tuple:
+        return tuple([walk(v, fn) for v in obj])
+    _, values, rebuild = children(obj, kind)
+    return rebuild([walk(v, fn) for v in values])
+
+
+def walk_with_paths(obj: Any, fn: PathLeafFn, path: str = "obj") -> Any:
+    """Like ``walk``, passing each leaf's path (``obj["images"][3]``) to ``fn``."""
+    kind = kind_of(obj)
+    if kind not in CONTAINER_KINDS:
+        return fn(obj, kind, path)
+    suffixes, values, rebuild = children(obj, kind)
+    return rebuild([walk_with_paths(v, fn, path + s) for s, v in zip(suffixes, values)])
+
+
+def leaves_with_paths(obj: Any, path: str = "obj") -> Iterator[tuple[str, Any, Kind]]:
+    """Every non-container value of ``obj`` with its path and kind, in walking order."""
+    kind = kind_of(obj)
+    if kind not in CONTAINER_KINDS:
+        yield path, obj, kind
+        return
+    suffixes, values, _ = children(obj, kind)
+    for s, v in zip(suffixes, values):
+        yield from leaves_with_paths(v, path + s)
