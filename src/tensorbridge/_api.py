@@ -8,6 +8,7 @@ object; ``tests/test_explain.py`` checks that they agree with ``explain``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -16,7 +17,8 @@ import torch
 from . import _leaves
 from ._errors import ConversionError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
-from ._options import Options, numpy_options, torch_options
+from ._dtypes import TABLE, DType
+from ._options import DEFAULT, Options, numpy_options, torch_options
 from ._plan import Plan, Step, run
 from ._tree import leaves_with_paths, walk, walk_with_paths
 
@@ -24,24 +26,41 @@ __all__ = ["explain", "to_numpy", "to_torch"]
 
 _Tensor = torch.Tensor
 _ndarray = np.ndarray
-# Tensor dtypes ``Tensor.numpy()`` returns as they are.
-_NUMPY_NATIVE = frozenset(
-    getattr(torch, n)
-    for n in (
-        "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
-        "complex64", "complex128", "uint16", "uint32", "uint64",
-    )
-    if hasattr(torch, n)
-)  # fmt: skip
-# ndarray dtypes ``torch.from_numpy`` wraps as they are (complex excluded: its item size is
-# larger than its alignment, so a view may be misaligned for PyTorch; the planner checks).
-_TORCH_NATIVE = frozenset(
-    np.dtype(n)
-    for n in (
-        "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
-        "uint16", "uint32", "uint64",
-    )
-)  # fmt: skip
+
+
+def _carrier_view(row: DType) -> Callable[[torch.Tensor], np.ndarray]:
+    carrier, np_dtype = row.torch_carrier, row.numpy
+
+    def view(t: torch.Tensor) -> np.ndarray:
+        return t.view(carrier).numpy().view(np_dtype)
+
+    return view
+
+
+def _carrier_wrap(row: DType) -> Callable[[np.ndarray], torch.Tensor]:
+    carrier, torch_dtype = row.numpy_carrier, row.torch
+
+    def wrap(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a.view(carrier)).view(torch_dtype)
+
+    return wrap
+
+
+# The planners' most common outcome, as one dict lookup per dtype: the view of a plain CPU
+# tensor as an ndarray, and of a plain (C-contiguous, aligned, writeable) ndarray as a tensor.
+# complex32 is left to the planner (its conjugate bit needs a look); so are NumPy's complex
+# types going to PyTorch (their item size exceeds their alignment: the planner checks the
+# pointer).
+_FAST_VIEW: dict[Any, Callable[[torch.Tensor], np.ndarray]] = {
+    row.torch: torch.Tensor.numpy if row.native else _carrier_view(row)
+    for row in TABLE
+    if row.tag != "complex32"
+}
+_FAST_WRAP: dict[Any, Callable[[np.ndarray], torch.Tensor]] = {
+    row.numpy: torch.from_numpy if row.native else _carrier_wrap(row)
+    for row in TABLE
+    if row.kind != "c"
+}
 _FAST_FLAGS = 0x1 | 0x100 | 0x400  # C-contiguous, aligned, writeable (NPY_ARRAY_* bits)
 
 
@@ -69,48 +88,62 @@ def _run_leaf(steps: list[Step], value: Any, pending: list[_Pending] | None) -> 
     return value
 
 
-def _numpy_leaf(obj: Any, kind: Kind, o: Options, pending: list[_Pending] | None) -> Any:
+def _numpy_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
+    if type(obj) is _Tensor and o is DEFAULT and obj.is_cpu:
+        view = _FAST_VIEW.get(obj.dtype)
+        if view is not None:
+            try:
+                return view(obj.detach() if obj.requires_grad else obj)
+            except (RuntimeError, TypeError):
+                pass  # conj/neg bit, sparse, nested, ...: the planner decides
+    kind = kind_of(obj)
     if kind is Kind.TORCH:
         if obj.is_nested:
-            return [_numpy_leaf(x, Kind.TORCH, o, pending) for x in obj.unbind()]
-        if (
-            not obj.requires_grad
-            and o.dtype is None
-            and o.float_dtype is None
-            and o.copy is None
-            and obj.dtype in _NUMPY_NATIVE
-        ):
-            try:
-                return obj.numpy()
-            except (RuntimeError, TypeError):
-                pass  # conj/neg bit, another device or layout, ...: the planner decides
+            return [_numpy_leaf(x, o, pending) for x in obj.unbind()]
     elif kind not in LEAF_KINDS:
         return obj  # Python numbers, str, bytes, None and unknown objects pass through
     steps, value = _leaves.plan_numpy(obj, kind, o)
     return _run_leaf(steps, value, pending)
 
 
-def _torch_leaf(obj: Any, kind: Kind, o: Options, pending: list[_Pending] | None) -> Any:
-    if kind is Kind.NUMPY:
-        if (
-            type(obj) is _ndarray
-            and obj.dtype in _TORCH_NATIVE
-            and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS
-            and o.dtype is None
-            and o.float_dtype is None
-            and o.copy is None
-            and o.device is None
-            and not o.requires_grad
-            and not o.pin_memory
-        ):
+def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
+    if type(obj) is _ndarray and o is DEFAULT:
+        wrap = _FAST_WRAP.get(obj.dtype)
+        if wrap is not None and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS:
             try:
-                return torch.from_numpy(obj)
+                return wrap(obj)
             except ValueError:
                 pass  # a negative stride on a size-1 axis: the planner copies
+    kind = kind_of(obj)
+    if kind is Kind.TORCH:
+        if o is DEFAULT:
+            return obj
     elif kind not in LEAF_KINDS:
         return obj
     steps, value = _leaves.plan_torch(obj, kind, o)
     return _run_leaf(steps, value, pending)
+
+
+def _leaf_function(
+    leaf: Callable[[Any, Options, list[_Pending] | None], Any],
+    o: Options,
+    pending: list[_Pending],
+) -> Callable[[Any], Any]:
+    """The per-leaf function of one container walk, with the plain-CPU-tensor view inlined."""
+    if leaf is _numpy_leaf and o is DEFAULT:
+
+        def numpy_leaf(x: Any) -> Any:
+            if type(x) is _Tensor and x.is_cpu:
+                view = _FAST_VIEW.get(x.dtype)
+                if view is not None:
+                    try:
+                        return view(x.detach() if x.requires_grad else x)
+                    except (RuntimeError, TypeError):
+                        pass  # conj/neg bit, sparse, nested, ...: the planner decides
+            return _numpy_leaf(x, o, pending)
+
+        return numpy_leaf
+    return lambda x: leaf(x, o, pending)
 
 
 def _run_batches(pending: list[_Pending]) -> None:
@@ -134,14 +167,14 @@ def _run_batches(pending: list[_Pending]) -> None:
             p.value = run(tuple(p.after), value)
 
 
-def _resolve_pending(leaf: Any, kind: Kind) -> Any:
+def _resolve_pending(leaf: Any) -> Any:
     return leaf.value if type(leaf) is _Pending else leaf
 
 
 def _convert(obj: Any, o: Options, leaf: Any, to: str) -> Any:
     kind = kind_of(obj)
     if kind in LEAF_KINDS:
-        return leaf(obj, kind, o, None)
+        return leaf(obj, o, None)
     if kind is Kind.PY_SCALAR or kind is Kind.BYTES or (
         kind is Kind.SEQUENCE and _leaves.all_numbers(obj)
     ):
@@ -153,7 +186,7 @@ def _convert(obj: Any, o: Options, leaf: Any, to: str) -> Any:
         raise _leaves.unsupported(obj, kind, top=True)
     pending: list[_Pending] = []
     try:
-        out = walk(obj, lambda x, k: leaf(x, k, o, pending))
+        out = walk(obj, _leaf_function(leaf, o, pending))
     except ConversionError:
         _locate_error(obj, o, leaf)
         raise
@@ -168,7 +201,7 @@ def _locate_error(obj: Any, o: Options, leaf: Any) -> None:
 
     def convert_at(x: Any, k: Kind, path: str) -> Any:
         try:
-            return leaf(x, k, o, [])
+            return leaf(x, o, [])
         except ConversionError as e:
             raise e.at(path) from None
 
@@ -189,18 +222,13 @@ def to_numpy(
     >>> to_numpy({"x": torch.ones(2, dtype=torch.float64)}, float_dtype="float32")
     {'x': array([1., 1.], dtype=float32)}
     """
-    if (
-        type(obj) is _Tensor
-        and not obj.requires_grad
-        and obj.dtype in _NUMPY_NATIVE
-        and dtype is None
-        and float_dtype is None
-        and copy is None
-    ):
+    if dtype is None and float_dtype is None and copy is None:
         try:
-            return obj.numpy()
-        except (RuntimeError, TypeError):
-            pass  # conj/neg bit, another device or layout, nested, ...: the planner decides
+            view = _FAST_VIEW.get(obj.dtype)  # only a tensor has a torch.dtype
+            if view is not None:
+                return view(obj.detach() if obj.requires_grad else obj)
+        except (AttributeError, RuntimeError, TypeError):
+            pass  # no dtype, a conj/neg bit, another device or layout: the planner decides
     return _convert(obj, numpy_options(dtype, float_dtype, copy), _numpy_leaf, "numpy")
 
 
@@ -230,8 +258,6 @@ def to_torch(
     """
     if (
         type(obj) is _ndarray
-        and obj.dtype in _TORCH_NATIVE
-        and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS
         and dtype is None
         and float_dtype is None
         and device is None
@@ -239,10 +265,12 @@ def to_torch(
         and requires_grad is None
         and not pin_memory
     ):
-        try:
-            return torch.from_numpy(obj)
-        except ValueError:
-            pass  # a negative stride on a size-1 axis: the planner copies
+        wrap = _FAST_WRAP.get(obj.dtype)
+        if wrap is not None and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS:
+            try:
+                return wrap(obj)
+            except ValueError:
+                pass  # a negative stride on a size-1 axis: the planner copies
     o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
     return _convert(obj, o, _torch_leaf, "torch")
 

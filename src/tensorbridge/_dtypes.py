@@ -177,3 +177,19 @@ def torch_dtype(spec: Any) -> torch.dtype:
     if row is None:
         raise _bad_dtype(spec, f"({dt}) has no PyTorch equivalent")
     return row.torch
+
+
+_COMPLEX32 = getattr(torch, "complex32", None)
+
+
+def quietly(fn: Any, t: torch.Tensor, *args: Any, target: Any = None) -> Any:
+    """``fn(t, *args)``, silencing PyTorch's "ComplexHalf support is experimental" warning when
+    ``t`` (or the ``target`` dtype) is complex32: the conversion works, and the warning would
+    leak to a caller who asked for nothing experimental."""
+    if t.dtype is not _COMPLEX32 and target is not _COMPLEX32:
+        return fn(t, *args)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="ComplexHalf support is experimental")
+        return fn(t, *args)

@@ -60,7 +60,7 @@ def describe(obj: Any) -> str:
         except TypeError:
             pass
     device = getattr(obj, "device", None)
-    if device is not None and not callable(device) and str(device) != "cpu":
+    if device is not None and not callable(device):
         parts.append(f"device={device}")
     if not parts:
         text = repr(obj)

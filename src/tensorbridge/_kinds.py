@@ -76,9 +76,9 @@ def _classify(obj: Any) -> Kind:
         return Kind.MAPPING
     if dataclasses.is_dataclass(cls):
         return Kind.DATACLASS
-    if hasattr(cls, "__dlpack__") and hasattr(cls, "__dlpack_device__"):
+    if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
         return Kind.DLPACK
-    if any(hasattr(cls, a) for a in ("__array_interface__", "__array_struct__", "__array__")):
+    if any(hasattr(obj, a) for a in ("__array_interface__", "__array_struct__", "__array__")):
         return Kind.ARRAY_LIKE
     if _has_buffer(obj):
         return Kind.BUFFER

@@ -6,13 +6,14 @@ steps themselves when they are run.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from ._dtypes import TABLE, DType, by_numpy, by_torch
-from ._errors import LossyConversionError, UnsupportedInputError, describe
+from ._dtypes import TABLE, DType, by_numpy, by_torch, quietly
+from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._options import Options
 from ._plan import Step, format_bytes
 
@@ -25,10 +26,12 @@ def tensor_nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def _torch_kind(dt: torch.dtype) -> str:
-    if dt.is_complex:
-        return "c"
-    return "f" if dt.is_floating_point else "i"
+def torch_kind(dt: torch.dtype) -> str:
+    """"b", "i", "u", "f" or "c" for a PyTorch dtype (quantized dtypes count as "i")."""
+    row = by_torch(dt)
+    if row is not None:
+        return row.kind
+    return "c" if dt.is_complex else "f" if dt.is_floating_point else "i"
 
 
 def dtype_kind(dt: np.dtype[Any]) -> str:
@@ -39,7 +42,7 @@ def dtype_kind(dt: np.dtype[Any]) -> str:
 
 def check_not_lossy_cast(kind: str, target: Any, subject: Any) -> None:
     """Refuse complex → real casts: the imaginary part is information no argument asked to drop."""
-    target_kind = dtype_kind(target) if isinstance(target, np.dtype) else _torch_kind(target)
+    target_kind = dtype_kind(target) if isinstance(target, np.dtype) else torch_kind(target)
     if kind == "c" and target_kind != "c":
         raise LossyConversionError(
             f"{describe(subject)} is complex and dtype={target} is not: the imaginary part would "
@@ -55,18 +58,22 @@ def _detach(t: torch.Tensor, _: Any) -> torch.Tensor:
 
 
 def _to_dense(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return t.to_dense()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta" and the like
+        warnings.simplefilter("ignore")
+        return t.to_dense()
 
 
 def _dequantize(t: torch.Tensor, _: Any) -> torch.Tensor:
     return t.dequantize()
 
 
-def _materialize(t: torch.Tensor, _: Any) -> torch.Tensor:
+def _resolved_copy(t: torch.Tensor) -> torch.Tensor:
     # One pass that writes the logical values of a conjugate- or negative-bit view.
-    out = torch.empty_like(t)
-    out.copy_(t)
-    return out
+    return torch.empty_like(t).copy_(t)
+
+
+def _materialize(t: torch.Tensor, _: Any) -> torch.Tensor:
+    return quietly(_resolved_copy, t)
 
 
 def _to_host(t: torch.Tensor, _: Any) -> torch.Tensor:
@@ -75,10 +82,19 @@ def _to_host(t: torch.Tensor, _: Any) -> torch.Tensor:
     return to_host([t])[0]
 
 
-def _numpy_view(t: torch.Tensor, row: DType) -> np.ndarray:
-    if row.torch_carrier is None:
-        return t.numpy()
-    return t.view(row.torch_carrier).numpy().view(row.numpy)
+def numpy_view(t: torch.Tensor, row: DType) -> np.ndarray:
+    """The ndarray over a CPU tensor's memory; ml_dtypes types through an integer carrier."""
+    try:
+        if row.torch_carrier is None:
+            return t.numpy()
+        return t.view(row.torch_carrier).numpy().view(row.numpy)
+    except RuntimeError as e:
+        if _is_functorch_wrapped(t):
+            raise UnsupportedInputError(
+                f"{describe(t)} is being traced by a functorch transform (vmap/grad): its values "
+                f"do not exist yet; convert outside the transform, or return the tensor from it"
+            ) from None
+        raise ConversionError(f"{describe(t)} cannot be viewed as an ndarray: {e}") from None
 
 
 def _astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
@@ -95,117 +111,110 @@ def _base_view(a: np.ndarray, _: Any) -> np.ndarray:
 
 
 _DETACH = Step("detach from autograd (no copy)", _detach)
-_VIEWS = {
+VIEWS = {
     row.torch: Step(
         f"view as numpy.ndarray {row.numpy} (no copy)"
         if row.native
         else f"view {row.tag} as ml_dtypes.{row.numpy} (no copy)",
-        _numpy_view,
+        numpy_view,
         row,
     )
     for row in TABLE
 }
 
 
-def cast_step(a_dtype: np.dtype[Any], target: np.dtype[Any], nbytes_out: int) -> Step:
+def cast_step(source: np.dtype[Any], target: np.dtype[Any], nbytes: int) -> Step:
     return Step(
-        f"cast {a_dtype} → {target} (NumPy casting, {format_bytes(nbytes_out)})",
-        _astype_step,
+        lambda: f"cast {source} → {target} (NumPy casting, {format_bytes(nbytes)})",
+        _astype,
         target,
-        nbytes=nbytes_out,
+        nbytes=nbytes,
         copies=1,
-        reason=f"dtype cast {a_dtype} → {target}",
+        reason=lambda: f"dtype cast {source} → {target}",
     )
 
 
-def _astype_step(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
-    return _astype(a, dt)
-
-
 def copy_step(nbytes: int) -> Step:
-    return Step(f"copy ({format_bytes(nbytes)})", _copy, nbytes=nbytes, copies=1, reason="copy=True")
+    return Step(
+        lambda: f"copy ({format_bytes(nbytes)})", _copy, nbytes=nbytes, copies=1, reason="copy=True"
+    )
+
+
+def _unsupported_dtype(t: torch.Tensor, dtype: torch.dtype) -> UnsupportedInputError:
+    return UnsupportedInputError(
+        f"{describe(t)}: dtype {dtype} has no NumPy form (not even through ml_dtypes); view its "
+        f"bytes with t.view(torch.uint8), or cast it in PyTorch first (t.to(torch.float32))"
+    )
 
 
 def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
     """Steps turning a (non-nested) tensor into an ndarray with the logical values."""
-    if t.is_meta:
-        raise UnsupportedInputError(
-            f"{describe(t)} is a meta tensor: it has a shape and dtype but no data; "
-            f"materialise it first (e.g. torch.empty_like(t, device='cpu'))"
-        )
-    if _is_functorch_wrapped(t):
-        raise UnsupportedInputError(
-            f"{describe(t)} is being traced by a functorch transform (vmap/grad): its values do "
-            f"not exist yet; convert outside the transform, or return the tensor from it first"
-        )
-    steps: list[Step] = []
-    if t.requires_grad:
-        steps.append(_DETACH)
+    steps: list[Step] = [_DETACH] if t.requires_grad else []
     dtype = t.dtype
-    nbytes = tensor_nbytes(t)
-    if t.layout is not torch.strided:
-        nbytes = t.numel() * t.element_size() if t.is_quantized else _dense_nbytes(t)
+    strided = t.layout is torch.strided
+    if not strided:
+        nbytes = tensor_nbytes(t)
+        layout = str(t.layout).removeprefix("torch.")
         steps.append(
             Step(
-                f"densify {str(t.layout).removeprefix('torch.')} tensor ({format_bytes(nbytes)})",
+                lambda: f"densify {layout} tensor ({format_bytes(nbytes)})",
                 _to_dense,
                 nbytes=nbytes,
                 copies=1,
-                reason=f"layout {t.layout} (sparse data is stored densely)",
+                reason=f"{layout} layout (sparse data is stored densely)",
             )
         )
-    if t.is_quantized:
+    elif t.is_quantized:
         nbytes = t.numel() * 4
-        dtype = torch.float32
         steps.append(
             Step(
-                f"dequantize {dtype} → float32 ({format_bytes(nbytes)})",
+                lambda: f"dequantize {dtype} → float32 ({format_bytes(nbytes)})",
                 _dequantize,
                 nbytes=nbytes,
                 copies=1,
-                reason=f"quantized dtype {t.dtype}",
+                reason=f"quantized dtype {dtype}",
             )
         )
+        dtype = torch.float32
     row = by_torch(dtype)
     if row is None:
-        raise UnsupportedInputError(
-            f"{describe(t)}: dtype {dtype} has no NumPy form (not even through ml_dtypes); "
-            f"pass dtype= to cast it (e.g. dtype=torch.float32), or view its bytes with "
-            f"t.view(torch.uint8)"
-        )
-    if t.device.type != "cpu":
+        raise _unsupported_dtype(t, dtype)
+    nbytes = t.numel() * row.itemsize
+    if not t.is_cpu:
+        if t.is_meta:
+            raise UnsupportedInputError(
+                f"{describe(t)} is a meta tensor: it has a shape and dtype but no data; "
+                f"materialise it first (e.g. torch.empty_like(t, device='cpu'))"
+            )
+        device = t.device
         steps.append(
             Step(
-                f"copy {t.device} → cpu ({format_bytes(nbytes)})",
+                lambda: f"copy {device} → cpu ({format_bytes(nbytes)})",
                 _to_host,
                 nbytes=nbytes,
                 copies=1,
                 syncs=True,
-                reason=f"the tensor is on {t.device}",
+                reason=f"the tensor is on {device}",
                 batch="to_host",
             )
         )
-    elif t.layout is torch.strided and (t.is_conj() or t.is_neg()):
-        bit = "conjugate" if t.is_conj() else "negative"
+    elif strided and row.kind == "c" and t.is_conj() or strided and t.is_neg():
+        bit = "negative" if t.is_neg() else "conjugate"
         steps.append(
             Step(
-                f"resolve the {bit} bit ({format_bytes(nbytes)})",
+                lambda: f"resolve the {bit} bit ({format_bytes(nbytes)})",
                 _materialize,
                 nbytes=nbytes,
                 copies=1,
                 reason=f"{bit}-bit view (its logical values are not in memory)",
             )
         )
-    steps.append(_VIEWS[dtype])
+    steps.append(VIEWS[dtype])
     target = o.target_dtype(row.kind)
     if target is not None and target != row.numpy:
         check_not_lossy_cast(row.kind, target, t)
         steps.append(cast_step(row.numpy, target, t.numel() * target.itemsize))
     return steps
-
-
-def _dense_nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
 
 
 def plan_array(a: np.ndarray, o: Options) -> list[Step]:
@@ -217,7 +226,8 @@ def plan_array(a: np.ndarray, o: Options) -> list[Step]:
         )
     steps: list[Step] = []
     if type(a) is not np.ndarray:
-        steps.append(Step(f"view {type(a).__name__} as numpy.ndarray (no copy)", _base_view))
+        name = type(a).__name__
+        steps.append(Step(lambda: f"view {name} as numpy.ndarray (no copy)", _base_view))
     kind = dtype_kind(a.dtype)
     target = o.target_dtype(kind)
     if target is not None and target != a.dtype:

@@ -55,8 +55,13 @@ def _check_copy(copy: Any) -> bool | None:
 
 
 
+DEFAULT = Options()
+
+
 def numpy_options(dtype: Any = None, float_dtype: Any = None, copy: Any = None) -> Options:
     """Options for ``to_numpy``: dtypes resolved to NumPy dtypes (ml_dtypes types included)."""
+    if dtype is None and float_dtype is None and copy is None:
+        return DEFAULT
     fdt = None if float_dtype is None else numpy_dtype(float_dtype)
     if fdt is not None and fdt.kind not in "fV":
         raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")
@@ -90,6 +95,16 @@ def torch_options(
     non_blocking: bool,
 ) -> Options:
     """Options for ``to_torch``: dtypes resolved to PyTorch dtypes, the device to ``torch.device``."""
+    if (
+        dtype is None
+        and float_dtype is None
+        and copy is None
+        and device is None
+        and requires_grad is None
+        and not pin_memory
+        and not non_blocking
+    ):
+        return DEFAULT
     fdt = None if float_dtype is None else torch_dtype(float_dtype)
     if fdt is not None and not fdt.is_floating_point:
         raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")

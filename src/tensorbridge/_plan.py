@@ -22,28 +22,38 @@ class Step:
     ("to_host" / "to_device").
     """
 
-    __slots__ = ("arg", "batch", "copies", "fn", "nbytes", "reason", "syncs", "text")
+    __slots__ = ("_reason", "_text", "arg", "batch", "copies", "fn", "nbytes", "syncs")
 
     def __init__(
         self,
-        text: str,
+        text: str | Callable[[], str],
         fn: Callable[[Any, Any], Any],
         arg: Any = None,
         *,
         nbytes: int = 0,
         copies: int = 0,
-        reason: str = "",
+        reason: str | Callable[[], str] = "",
         syncs: bool = False,
         batch: str = "",
     ) -> None:
-        self.text = text
+        # Texts may be given as functions: only explain() and copy=False errors read them,
+        # so the conversion itself does not pay for formatting.
+        self._text = text
         self.fn = fn
         self.arg = arg
         self.nbytes = nbytes
         self.copies = copies
-        self.reason = reason
+        self._reason = reason
         self.syncs = syncs
         self.batch = batch
+
+    @property
+    def text(self) -> str:
+        return self._text if isinstance(self._text, str) else self._text()
+
+    @property
+    def reason(self) -> str:
+        return self._reason if isinstance(self._reason, str) else self._reason()
 
     def __call__(self, value: Any) -> Any:
         return self.fn(value, self.arg)

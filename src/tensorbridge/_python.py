@@ -45,7 +45,7 @@ def to_python(obj: Any, /) -> Any:
     if kind not in CONTAINER_KINDS:
         return _leaf_to_python(obj, kind)
     try:
-        return walk(obj, _leaf_to_python)
+        return walk(obj, lambda x: _leaf_to_python(x, kind_of(x)))
     except ConversionError:
 
         def at(x: Any, k: Kind, path: str) -> Any:

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._dtypes import DType, by_numpy, numpy_dtype
+from ._dtypes import TABLE, DType, by_numpy, numpy_dtype, quietly
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from ._numpy_side import check_not_lossy_cast, dtype_kind, tensor_nbytes
+from ._numpy_side import check_not_lossy_cast, dtype_kind, tensor_nbytes, torch_kind
 from ._options import Options
 from ._plan import Step, format_bytes
 
-
+_ALIGNED, _WRITEABLE = 0x100, 0x400  # NPY_ARRAY_* flag bits
 
 def _const(_: Any, value: Any) -> Any:
     return value
@@ -49,7 +49,7 @@ def _numpy_astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
 
 
 def _torch_cast(t: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
-    return t.to(dt)
+    return quietly(torch.Tensor.to, t, dt, target=dt)
 
 
 def _detach(t: torch.Tensor, _: Any) -> torch.Tensor:
@@ -70,11 +70,11 @@ def _to_cpu(t: torch.Tensor, _: Any) -> torch.Tensor:
 
 
 def _pin(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return t.pin_memory()
+    return quietly(torch.Tensor.pin_memory, t)
 
 
 def _clone(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return t.clone()
+    return quietly(torch.Tensor.clone, t)
 
 
 def _requires_grad(t: torch.Tensor, _: Any) -> torch.Tensor:
@@ -84,6 +84,14 @@ def _requires_grad(t: torch.Tensor, _: Any) -> torch.Tensor:
     return t.detach().requires_grad_(True)
 
 
+def _wrap_text(row: DType) -> str:
+    if row.numpy_carrier is None:
+        return f"wrap as torch.Tensor {row.torch} (no copy)"
+    return f"view ml_dtypes.{row.numpy} as {row.torch} (no copy)"
+
+
+WRAPS = {row.torch: Step(_wrap_text(row), _from_numpy, row) for row in TABLE}
+_WRAPS_READ_ONLY = {row.torch: Step(_wrap_text(row), _from_numpy_readonly, row) for row in TABLE}
 _DETACH = Step("detach from autograd (no copy)", _detach)
 _REQUIRES_GRAD = Step("make the result require grad (no copy)", _requires_grad)
 
@@ -119,12 +127,12 @@ def _numpy_cast_step(a: np.ndarray, target: torch.dtype, what: str) -> Step:
     check_not_lossy_cast(dtype_kind(a.dtype), np_target, a)
     out_bytes = a.size * np_target.itemsize
     return Step(
-        f"cast {what} {a.dtype} → {np_target} (NumPy casting, {format_bytes(out_bytes)})",
+        lambda: f"cast {what} {a.dtype} → {np_target} (NumPy casting, {format_bytes(out_bytes)})",
         _numpy_astype,
         np_target,
         nbytes=out_bytes,
         copies=1,
-        reason=f"dtype cast {a.dtype} → {np_target}",
+        reason=lambda: f"dtype cast {a.dtype} → {np_target}",
     )
 
 
@@ -135,7 +143,7 @@ def _prepare(a: np.ndarray, o: Options) -> tuple[list[Step], np.ndarray | None]:
     if kind == "O":
         out = _unobject(a)
         step = Step(
-            f"unpack object array into {out.dtype} ({format_bytes(out.nbytes)})",
+            lambda: f"unpack object array into {out.dtype} ({format_bytes(out.nbytes)})",
             _const,
             out,
             nbytes=out.nbytes,
@@ -153,7 +161,7 @@ def _prepare(a: np.ndarray, o: Options) -> tuple[list[Step], np.ndarray | None]:
             )
         view = a.view(dt.newbyteorder("=").str[0] + "i8" if not dt.isnative else np.int64)
         return [Step("view datetime64 as int64 (no copy)", _const, view)], view
-    if by_numpy(dt if dt.isnative else dt.newbyteorder("=")) is not None:
+    if by_numpy(dt) is not None or by_numpy(dt.newbyteorder("=")) is not None:
         return [], a
     target = o.target_dtype(dtype_kind(dt))
     if kind in "fc":
@@ -183,7 +191,7 @@ def plan_array(a: np.ndarray, o: Options) -> list[Step]:
     if prepared is None:  # a NumPy cast made a fresh, native, aligned, writeable array
         row = by_numpy(numpy_dtype(o.target_dtype(dtype_kind(a.dtype))))
         assert row is not None
-        steps.append(Step(f"wrap as torch.Tensor {row.torch} (no copy)", _from_numpy, row))
+        steps.append(WRAPS[row.torch])
         return _tail(steps, row, a, o)
     a = prepared
     dt = a.dtype
@@ -191,33 +199,31 @@ def plan_array(a: np.ndarray, o: Options) -> list[Step]:
     row = by_numpy(native)
     assert row is not None
     reasons = []
+    flags = a.flags.num
     if not dt.isnative:
         reasons.append(f"non-native byte order ({dt.str})")
-    if any(s < 0 for s in a.strides):
+    if a.ndim and min(a.strides) < 0:
         reasons.append(f"negative strides {a.strides}")
-    if not a.flags.aligned or _misaligned(a):
+    if not flags & _ALIGNED or _misaligned(a):
         reasons.append("misaligned data (pointer or strides not a multiple of the item size)")
-    read_only = not a.flags.writeable
+    read_only = not flags & _WRITEABLE
     if read_only and o.copy is None and not steps:
         reasons.append("read-only array (a tensor cannot be marked read-only)")
     if reasons:
+        nbytes = a.nbytes
         steps.append(
             Step(
-                f"copy to a native, positive-stride array ({format_bytes(a.nbytes)}): "
+                lambda: f"copy to a native, positive-stride array ({format_bytes(nbytes)}): "
                 + "; ".join(reasons),
                 _native_copy,
                 native,
-                nbytes=a.nbytes,
+                nbytes=nbytes,
                 copies=1,
-                reason="; ".join(reasons),
+                reason=lambda: "; ".join(reasons),
             )
         )
         read_only = False
-    if row.numpy_carrier is None:
-        text = f"wrap as torch.Tensor {row.torch} (no copy)"
-    else:
-        text = f"view ml_dtypes.{row.numpy} as {row.torch} (no copy)"
-    steps.append(Step(text, _from_numpy_readonly if read_only else _from_numpy, row))
+    steps.append(_WRAPS_READ_ONLY[row.torch] if read_only else WRAPS[row.torch])
     return _tail(steps, row, a, o)
 
 
@@ -249,19 +255,19 @@ def _tail(steps: list[Step], row: DType, a: np.ndarray, o: Options) -> list[Step
 
 def _cast_step(source: torch.dtype, target: torch.dtype, nbytes: int) -> Step:
     return Step(
-        f"cast {source} → {target} (PyTorch casting, {format_bytes(nbytes)})",
+        lambda: f"cast {source} → {target} (PyTorch casting, {format_bytes(nbytes)})",
         _torch_cast,
         target,
         nbytes=nbytes,
         copies=1,
-        reason=f"dtype cast {source} → {target}",
+        reason=lambda: f"dtype cast {source} → {target}",
     )
 
 
 def _device_step(source: torch.device, device: torch.device, nbytes: int, o: Options) -> Step:
     if device.type == "cpu":
         return Step(
-            f"copy {source} → cpu ({format_bytes(nbytes)})",
+            lambda: f"copy {source} → cpu ({format_bytes(nbytes)})",
             _to_cpu,
             nbytes=nbytes,
             copies=1,
@@ -275,7 +281,7 @@ def _device_step(source: torch.device, device: torch.device, nbytes: int, o: Opt
     if o.non_blocking:
         how.append("asynchronous")
     return Step(
-        f"copy {source} → {device} ({', '.join([format_bytes(nbytes), *how])})",
+        lambda: f"copy {source} → {device} ({', '.join([format_bytes(nbytes), *how])})",
         _to_device,
         o,
         nbytes=nbytes,
@@ -288,7 +294,7 @@ def _device_step(source: torch.device, device: torch.device, nbytes: int, o: Opt
 
 def _pin_step(nbytes: int) -> Step:
     return Step(
-        f"copy into pinned host memory ({format_bytes(nbytes)})",
+        lambda: f"copy into pinned host memory ({format_bytes(nbytes)})",
         _pin,
         nbytes=nbytes,
         copies=1,
@@ -302,7 +308,13 @@ def _finish(
     """The copy mode and ``requires_grad``, common to every input."""
     if o.copy and not any(s.copies for s in steps):
         steps.append(
-            Step(f"copy ({format_bytes(nbytes)})", _clone, nbytes=nbytes, copies=1, reason="copy=True")
+            Step(
+                lambda: f"copy ({format_bytes(nbytes)})",
+                _clone,
+                nbytes=nbytes,
+                copies=1,
+                reason="copy=True",
+            )
         )
     if o.requires_grad:
         if not (final.is_floating_point or final.is_complex):
@@ -326,10 +338,10 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
         steps.append(_DETACH)
     dtype = t.dtype
     nbytes = tensor_nbytes(t)
-    target = o.target_dtype(_torch_kind(dtype))
+    target = o.target_dtype(torch_kind(dtype))
     final = dtype
     if target is not None and target != dtype:
-        check_not_lossy_cast(_torch_kind(dtype), target, t)
+        check_not_lossy_cast(torch_kind(dtype), target, t)
         nbytes = t.numel() * target.itemsize
         steps.append(_cast_step(dtype, target, nbytes))
         final = target
@@ -339,14 +351,6 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
     if o.pin_memory and (device or t.device).type == "cpu" and not (steps or t.is_pinned()):
         steps.append(_pin_step(nbytes))
     return _finish(steps, final, nbytes, o, t)
-
-
-def _torch_kind(dt: torch.dtype) -> str:
-    if dt.is_complex:
-        return "c"
-    if dt.is_floating_point:
-        return "f"
-    return "b" if dt == torch.bool else "i"
 
 
 def _same_device(have: torch.device, want: torch.device) -> bool:

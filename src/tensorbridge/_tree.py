@@ -13,11 +13,12 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import optree
+import torch
 
 from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of
 
-LeafFn = Callable[[Any, Kind], Any]
 PathLeafFn = Callable[[Any, Kind, str], Any]
 
 
@@ -68,18 +69,21 @@ def children(obj: Any, kind: Kind) -> tuple[list[str], list[Any], Callable[[list
     return suffixes, list(one.children), rebuild_node
 
 
-def walk(obj: Any, fn: LeafFn) -> Any:
-    """Rebuild ``obj`` with ``fn(leaf, kind)`` applied to every non-container value."""
-    kind = kind_of(obj)
-    if kind not in CONTAINER_KINDS:
-        return fn(obj, kind)
+_LEAF_TYPES = frozenset({torch.Tensor, np.ndarray})  # the common leaves, recognised first
+
+
+def walk(obj: Any, fn: Callable[[Any], Any]) -> Any:
+    """Rebuild ``obj`` with ``fn(leaf)`` applied to every non-container value."""
     cls = type(obj)
     if cls is dict:
-        return {k: walk(v, fn) for k, v in obj.items()}
+        return {k: fn(v) if type(v) in _LEAF_TYPES else walk(v, fn) for k, v in obj.items()}
     if cls is list:
-        return [walk(v, fn) for v in obj]
+        return [fn(v) if type(v) in _LEAF_TYPES else walk(v, fn) for v in obj]
     if cls is tuple:
-        return tuple([walk(v, fn) for v in obj])
+        return tuple([fn(v) if type(v) in _LEAF_TYPES else walk(v, fn) for v in obj])
+    kind = kind_of(obj)
+    if kind not in CONTAINER_KINDS:
+        return fn(obj)
     _, values, rebuild = children(obj, kind)
     return rebuild([walk(v, fn) for v in values])
 

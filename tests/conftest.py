@@ -1,0 +1,44 @@
+"""Shared fixtures and markers for the tensorbridge contract suite.
+
+Helpers that tests import live in ``tests/helpers.py`` (plain functions, computed with NumPy and
+PyTorch only, never with tensorbridge); hypothesis strategies live in ``tests/strategies.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+# The suite imports its helper modules (helpers.py, strategies.py) by name; make that work whatever
+# pytest's import mode and whether or not tests/ becomes a package later.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+def cuda_only(func):
+    """Mark a test as needing a CUDA device: ``cuda`` marker plus a skip where none is present."""
+    func = pytest.mark.skipif(not HAS_CUDA, reason="needs CUDA")(func)
+    return pytest.mark.cuda(func)
+
+
+@pytest.fixture
+def cuda_device() -> torch.device:
+    """The first CUDA device; tests using it are skipped where there is none."""
+    if not HAS_CUDA:
+        pytest.skip("needs CUDA")
+    return torch.device("cuda", 0)
+
+
+@pytest.fixture(autouse=True)
+def _default_dtype_is_float32():
+    """Every test starts (and ends) with PyTorch's stock default float dtype."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(before)
