@@ -6,8 +6,10 @@ PyTorch only, never with tensorbridge); hypothesis strategies live in ``tests/st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import warnings
 
 import pytest
 import torch
@@ -19,6 +21,14 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 HAS_CUDA = torch.cuda.is_available()
+
+# hypothesis' pytest plugin imports libcst when a hypothesis test fails; libcst's import emits a
+# DeprecationWarning, which filterwarnings=error turns into a pytest INTERNALERROR. Import it once
+# here, quietly, so a failing property test reports its failure instead of crashing the run.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    with contextlib.suppress(Exception):  # libcst missing or broken: nothing to pre-import
+        import hypothesis.extra._patching  # noqa: F401
 
 
 def cuda_only(func):

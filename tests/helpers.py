@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import as_strided
 
 @contextlib.contextmanager
 def quiet():
-    """Build inputs that warn in raw PyTorch/NumPy (complex32, sparse CSR, quantized, np.matrix...)."""
+    """Build inputs that warn in raw PyTorch/NumPy (complex32, sparse CSR, quantized, np.matrix)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
@@ -116,7 +116,7 @@ def sample_array(np_dtype: np.dtype, shape: tuple[int, ...] = (2, 3)) -> np.ndar
 
 
 def tensor_from_array(a: np.ndarray) -> torch.Tensor:
-    """A CPU tensor with exactly ``a``'s logical values and dtype, built by plain PyTorch (a copy)."""
+    """A CPU tensor with ``a``'s logical values and dtype, built by plain PyTorch (a copy)."""
     a = np.array(a, order="C", copy=True)  # not ascontiguousarray: that turns 0-d into 1-d
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("="))
@@ -129,7 +129,7 @@ def tensor_from_array(a: np.ndarray) -> torch.Tensor:
 
 
 def array_from_tensor(t: torch.Tensor) -> np.ndarray:
-    """``t``'s logical values as a C-contiguous ndarray (ml_dtypes for the extended types), a copy."""
+    """``t``'s logical values as a C-contiguous ndarray (ml_dtypes for extended types), a copy."""
     with quiet():
         t = t.detach().resolve_conj().resolve_neg().cpu()
         if t.is_quantized:
@@ -179,7 +179,10 @@ def byte_view(x: Any) -> np.ndarray:
     first = a.reshape(-1)[:1] if a.flags.c_contiguous else a[(slice(0, 1),) * a.ndim].reshape(1)
     base = first.view(np.uint8)
     return as_strided(
-        base, shape=(*a.shape, a.dtype.itemsize), strides=(*a.strides, 1), writeable=a.flags.writeable
+        base,
+        shape=(*a.shape, a.dtype.itemsize),
+        strides=(*a.strides, 1),
+        writeable=a.flags.writeable,
     )
 
 

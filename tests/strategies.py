@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from helpers import DTYPES, DtypeRow, quiet
 from hypothesis import strategies as st
+
+from helpers import DTYPES, DtypeRow, quiet
 
 MAX_SIDE = 4
 MAX_DIMS = 3
@@ -20,7 +21,9 @@ shapes = st.lists(st.integers(0, MAX_SIDE), min_size=0, max_size=MAX_DIMS).map(t
 
 
 @st.composite
-def raw_arrays(draw, row: DtypeRow | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def raw_arrays(
+    draw, row: DtypeRow | None = None, shape: tuple[int, ...] | None = None
+) -> np.ndarray:
     """A C-contiguous array of ``row``'s dtype whose bits are random (bool: 0/1 only)."""
     row = draw(dtype_rows) if row is None else row
     shape = draw(shapes) if shape is None else shape
@@ -35,7 +38,7 @@ def raw_arrays(draw, row: DtypeRow | None = None, shape: tuple[int, ...] | None 
 
 @st.composite
 def index_for(draw, shape: tuple[int, ...], allow_negative_steps: bool) -> tuple[slice, ...]:
-    """A basic-slicing index over ``shape``: start/stop/step per axis (negative steps if allowed)."""
+    """A basic-slicing index over ``shape``: start/stop/step per axis (negative steps optional)."""
     idx = []
     for n in shape:
         step = draw(st.sampled_from([1, 2, -1, -2] if allow_negative_steps else [1, 2]))
@@ -56,9 +59,7 @@ def numpy_views(draw, row: DtypeRow | None = None) -> np.ndarray:
     base_shape = draw(shapes)
     base = draw(raw_arrays(row=row, shape=base_shape))
     if (
-        not row.is_ml
-        and row.np_dtype.itemsize > 1
-        and draw(st.booleans())
+        not row.is_ml and row.np_dtype.itemsize > 1 and draw(st.booleans())
     ):  # same values, opposite byte order
         base = base.astype(base.dtype.newbyteorder("S"))
     if base.ndim and draw(st.booleans()):

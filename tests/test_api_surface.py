@@ -82,7 +82,8 @@ def test_to_torch_signature():
     """``to_torch`` takes the SPEC's keywords with the SPEC's defaults."""
     p = _params(tb.to_torch)
     assert list(p) == [
-        "obj", "dtype", "float_dtype", "device", "copy", "requires_grad", "pin_memory", "non_blocking"
+        "obj", "dtype", "float_dtype", "device", "copy",
+        "requires_grad", "pin_memory", "non_blocking",
     ]  # fmt: skip
     assert p["obj"].kind is inspect.Parameter.POSITIONAL_ONLY
     expected = {

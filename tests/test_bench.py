@@ -63,6 +63,21 @@ def test_compare_interleaves_and_alternates_order():
     assert "".join(log) == "abbaabba"
 
 
+def test_compare_keeps_each_sides_fastest_batch_per_round():
+    """With several batches per round, a round's ratio uses each side's fastest batch."""
+    clock = FakeClock()
+    costs = iter([5.0, 1.0, 1.0, 2.0])  # A's batches: 5 then 2; B's: 1 then 1
+
+    def a() -> None:
+        clock.now += next(costs)
+
+    def b() -> None:
+        clock.now += next(costs)
+
+    c = compare(a, b, rounds=1, round_s=1, timer=clock, warmup=0, n_a=1, n_b=1, repeats=2)
+    assert c.ratios == (2.0,)
+
+
 def test_compare_rejects_zero_rounds():
     """Asking for no rounds is an error, not an empty result."""
     clock = FakeClock()

@@ -10,9 +10,9 @@ import numpy as np
 import optree
 import pytest
 import torch
-from helpers import assert_ndarray_identical, assert_tensor_identical, np_shares
 
 import tensorbridge as tb
+from helpers import assert_ndarray_identical, assert_tensor_identical, np_shares
 
 Pair = namedtuple("Pair", ["image", "label"])
 
@@ -320,3 +320,44 @@ def test_unknown_leaf_inside_container_passes_through():
     thing = object()
     out = tb.to_numpy({"x": torch.ones(1), "other": thing})
     assert out["other"] is thing
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenDerived:
+    data: np.ndarray
+    total: np.ndarray = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "total", self.data.sum(keepdims=True))
+
+
+def test_frozen_dataclass_with_init_false_field():
+    """A frozen dataclass with an ``init=False`` field is rebuilt with both fields converted."""
+    out = tb.to_torch(FrozenDerived(np.arange(3.0)))
+    assert type(out) is FrozenDerived
+    assert isinstance(out.data, torch.Tensor)
+    assert_tensor_identical(out.total, torch.tensor([3.0], dtype=torch.float64))
+
+
+def test_read_only_leaf_copy_false_is_shared_silently():
+    """A read-only leaf inside a container is shared under ``copy=False`` without a warning."""
+    ro = np.arange(3.0)
+    ro.flags.writeable = False
+    out = tb.to_torch({"ro": ro}, copy=False)
+    assert np_shares(out["ro"], ro)
+
+
+def test_float_dtype_keeps_graph_in_container():
+    """``float_dtype`` on a graph tensor leaf keeps it connected (gradients flow back)."""
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    out = tb.to_torch({"x": x}, float_dtype=torch.float32)
+    assert out["x"].dtype == torch.float32
+    out["x"].sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0]
+
+
+def test_container_to_python_keeps_strings_and_none():
+    """``to_python`` of a container leaves strings and None alone."""
+    out = tb.to_python({"s": "x", "n": None, "v": np.int64(3)})
+    assert out == {"s": "x", "n": None, "v": 3}
+    assert type(out["v"]) is int

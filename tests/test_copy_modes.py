@@ -1,4 +1,4 @@
-"""Copy semantics: every row of SPEC's "What must convert" under ``copy=None``, ``True`` and ``False``.
+"""Copy semantics: every row of SPEC's "What must convert" under each of the three copy modes.
 
 View or copy is decided by mutation (flip a bit of the output, watch the input) and, where the data
 is strided memory, also by plain ``np.shares_memory`` on NumPy views of both sides.
@@ -15,6 +15,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
+
+import tensorbridge as tb
 from helpers import (
     ArrayInterfaceOnly,
     DLPackOnly,
@@ -28,8 +30,6 @@ from helpers import (
     sample_tensor,
     tensor_from_array,
 )
-
-import tensorbridge as tb
 
 COPY_MODES = [pytest.param(None, id="copy-None"), pytest.param(True, id="copy-True")]
 
@@ -79,7 +79,9 @@ def check_values(case: Case, out: Any, watched: Any) -> None:
 
 def strided_shares(out: Any, watched: Any) -> bool:
     """np.shares_memory on byte views; False when the watched input is not strided memory."""
-    if isinstance(watched, torch.Tensor) and (watched.layout != torch.strided or watched.is_quantized):
+    if isinstance(watched, torch.Tensor) and (
+        watched.layout != torch.strided or watched.is_quantized
+    ):
         return False
     return np_shares(out, watched)
 
@@ -185,7 +187,11 @@ SHARE_CASES = [
     Case("torch-float8_e4m3fn", "to_numpy", _t(lambda: sample_tensor(torch.float8_e4m3fn))),
     Case("torch-float8_e8m0fnu", "to_numpy", _t(lambda: sample_tensor(torch.float8_e8m0fnu))),
     Case("torch-complex32", "to_numpy", _t(lambda: sample_tensor(torch.complex32))),
-    Case("torch-bfloat16-strided", "to_numpy", _t(lambda: sample_tensor(torch.bfloat16, (4, 4))[::2, 1:])),
+    Case(
+        "torch-bfloat16-strided",
+        "to_numpy",
+        _t(lambda: sample_tensor(torch.bfloat16, (4, 4))[::2, 1:]),
+    ),
     Case("numpy-ndarray", "to_numpy", _a(lambda: np.arange(6.0).reshape(2, 3))),
     Case("numpy-negative-strides", "to_numpy", _a(lambda: np.arange(6.0)[::-1])),
     Case("numpy-matrix", "to_numpy", _matrix),
@@ -203,7 +209,9 @@ SHARE_CASES = [
     Case("numpy-float8_e5m2", "to_torch", _a(lambda: sample_array(ml_dtypes.float8_e5m2))),
     Case("numpy-float8_e5m2fnuz", "to_torch", _a(lambda: sample_array(ml_dtypes.float8_e5m2fnuz))),
     Case("numpy-complex32", "to_torch", _a(lambda: sample_array(ml_dtypes.complex32))),
-    Case("numpy-positive-strides", "to_torch", _a(lambda: np.arange(24.0).reshape(4, 6)[1:, ::2].T)),
+    Case(
+        "numpy-positive-strides", "to_torch", _a(lambda: np.arange(24.0).reshape(4, 6)[1:, ::2].T)
+    ),
     Case("numpy-0d", "to_torch", _a(lambda: np.array(2.5))),
     Case("numpy-matrix", "to_torch", _matrix),
     Case("numpy-dlpack", "to_torch", _wrapped(DLPackOnly, lambda: np.arange(4.0))),
@@ -212,17 +220,20 @@ SHARE_CASES = [
     Case("bytearray", "to_torch", _buffer(lambda: bytearray(b"\x01\x02\x03"), np.uint8)),
     Case("array.array", "to_torch", _buffer(lambda: array.array("f", [1.0, 2.0]), np.float32)),
     Case(
-        "datetime-as-int64", "to_torch",
+        "datetime-as-int64",
+        "to_torch",
         _a(lambda: np.array(["2020-01-01", "2021-01-01"], dtype="datetime64[D]")),
         kwargs={"dtype": torch.int64},
-    ),  # fmt: skip
+    ),
     Case("torch-tensor", "to_torch", _t(lambda: torch.arange(4.0))),
     Case("torch-requires-grad", "to_torch", _t(lambda: torch.arange(4.0, requires_grad=True))),
     Case("torch-bfloat16", "to_torch", _t(lambda: sample_tensor(torch.bfloat16))),
     Case(
-        "torch-detach", "to_torch", _t(lambda: torch.arange(4.0, requires_grad=True)),
+        "torch-detach",
+        "to_torch",
+        _t(lambda: torch.arange(4.0, requires_grad=True)),
         kwargs={"requires_grad": False},
-    ),  # fmt: skip
+    ),
 ]
 
 COPY_CASES = [
@@ -235,9 +246,10 @@ COPY_CASES = [
     Case("torch-sparse-bsr", "to_numpy", _t(lambda: _DENSE.to_sparse_bsr((2, 2)))),
     Case("torch-sparse-bsc", "to_numpy", _t(lambda: _DENSE.to_sparse_bsc((2, 2)))),
     Case(
-        "torch-quantized", "to_numpy",
+        "torch-quantized",
+        "to_numpy",
         _t(lambda: torch.quantize_per_tensor(torch.tensor([0.5, 1.0]), 0.5, 0, torch.quint8)),
-    ),  # fmt: skip
+    ),
     Case("torch-cast", "to_numpy", _t(lambda: torch.arange(4.0)), kwargs={"dtype": np.float64}),
     # ndarray → Tensor
     Case("numpy-negative-strides", "to_torch", _a(lambda: np.arange(12.0).reshape(3, 4)[::-1])),
@@ -250,13 +262,27 @@ COPY_CASES = [
     ),
     Case("numpy-cast", "to_torch", _a(lambda: np.arange(4.0)), kwargs={"dtype": torch.float32}),
     Case("torch-cast", "to_torch", _t(lambda: torch.arange(4.0)), kwargs={"dtype": torch.float16}),
-    Case("torch-conj", "to_torch", _t(lambda: torch.tensor([1 + 2j]).conj()), kwargs={"dtype": torch.complex128}),
+    Case(
+        "torch-conj",
+        "to_torch",
+        _t(lambda: torch.tensor([1 + 2j]).conj()),
+        kwargs={"dtype": torch.complex128},
+    ),
 ]
 
 READONLY_CASES = [
     Case("numpy-readonly", "to_torch", _a(lambda: _readonly(np.arange(4.0)))),
-    Case("numpy-frombuffer-bytes", "to_torch", _a(lambda: np.frombuffer(b"\x01\x02\x03\x04", np.uint8))),
-    Case("numpy-broadcast", "to_torch", _a(lambda: np.broadcast_to(np.arange(3.0), (2, 3))), probe=False),
+    Case(
+        "numpy-frombuffer-bytes",
+        "to_torch",
+        _a(lambda: np.frombuffer(b"\x01\x02\x03\x04", np.uint8)),
+    ),
+    Case(
+        "numpy-broadcast",
+        "to_torch",
+        _a(lambda: np.broadcast_to(np.arange(3.0), (2, 3))),
+        probe=False,
+    ),
     Case("bytes", "to_torch", _buffer(lambda: b"\x01\x02\x03", np.uint8), probe=False),
 ]
 
@@ -397,7 +423,7 @@ def test_python_values_and_scalars_convert_under_none_and_true(obj, func, copy):
 
 @pytest.mark.parametrize("func", ["to_numpy", "to_torch"])
 def test_python_list_copy_false_raises(func):
-    """A Python list always needs a new buffer, so ``copy=False`` raises (as ``np.asarray`` does)."""
+    """A Python list always needs a new buffer: ``copy=False`` raises (as ``np.asarray`` does)."""
     with pytest.raises(tb.CopyRequiredError):
         getattr(tb, func)([1.0, 2.0], copy=False)
 

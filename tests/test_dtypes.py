@@ -6,6 +6,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
+
+import tensorbridge as tb
 from helpers import (
     DTYPE_IDS,
     DTYPES,
@@ -18,9 +20,6 @@ from helpers import (
     sample_array,
     sample_tensor,
 )
-
-import tensorbridge as tb
-
 
 # ------------------------------------------------------------------ the table, both directions
 
@@ -247,7 +246,9 @@ def test_float_dtype_leaves_other_kinds_alone(src):
 
 def test_float_dtype_to_numpy():
     """``to_numpy(float_dtype=...)`` casts a float tensor and leaves an int tensor alone."""
-    assert tb.to_numpy(torch.ones(2, dtype=torch.float64), float_dtype=np.float32).dtype == np.float32
+    assert (
+        tb.to_numpy(torch.ones(2, dtype=torch.float64), float_dtype=np.float32).dtype == np.float32
+    )
     ints = torch.arange(3)
     out = tb.to_numpy(ints, float_dtype=np.float32)
     assert out.dtype == np.int64
@@ -277,7 +278,9 @@ def test_dtype_applies_to_every_leaf():
 
 
 @pytest.mark.parametrize("func", ["to_numpy", "to_torch"])
-@pytest.mark.parametrize("np_dtype", [np.int32, np.float64, np.uint16], ids=["int32", "float64", "uint16"])
+@pytest.mark.parametrize(
+    "np_dtype", [np.int32, np.float64, np.uint16], ids=["int32", "float64", "uint16"]
+)
 def test_no_dtype_means_dtype_kept(func, np_dtype):
     """Without ``dtype``, int32 stays int32, float64 stays float64, uint16 stays uint16."""
     src = np.arange(3).astype(np_dtype)

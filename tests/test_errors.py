@@ -6,15 +6,16 @@ container), the reason, and the fix (the argument or call that makes it work)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from helpers import assert_message, quiet
 
 import tensorbridge as tb
+from helpers import assert_message, quiet
 
 SHAPE = (2, 3)
 
@@ -68,7 +69,8 @@ CASES = [
     ),
     ErrCase(
         "lossy-complex-to-real-to_numpy", tb.LossyConversionError,
-        lambda: torch.ones(SHAPE, dtype=torch.complex64), lambda x: tb.to_numpy(x, dtype=np.float32),
+        lambda: torch.ones(SHAPE, dtype=torch.complex64),
+        lambda x: tb.to_numpy(x, dtype=np.float32),
         "Tensor", "complex64", ".real", ("imag",), True,
     ),
     ErrCase(
@@ -162,14 +164,18 @@ def test_message_names_the_fix(case):
     assert_message(_raise(case), fix=case.fix)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.words], ids=[c.id for c in CASES if c.words])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.words], ids=[c.id for c in CASES if c.words]
+)
 def test_message_names_the_reason(case):
     """The message says why (mask, precision, stride, byte order, conj, layout, meta...)."""
     msg = str(_raise(case)).lower()
     assert any(w.lower() in msg for w in case.words), f"none of {case.words} in: {msg}"
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.device], ids=[c.id for c in CASES if c.device])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.device], ids=[c.id for c in CASES if c.device]
+)
 def test_message_names_tensor_device(case):
     """For a tensor input the message names its device."""
     obj = case.make()
@@ -187,7 +193,9 @@ def test_message_names_path_inside_container(case):
     assert_message(ei.value, path='obj["images"][3]')
 
 
-@pytest.mark.parametrize("obj", [pytest.param("text", id="str"), pytest.param(object(), id="object")])
+@pytest.mark.parametrize(
+    "obj", [pytest.param("text", id="str"), pytest.param(object(), id="object")]
+)
 @pytest.mark.parametrize("func", ["to_numpy", "to_torch"])
 def test_unknown_top_level_message_names_type(func, obj):
     """An unsupported top-level object's message names its type."""
@@ -197,7 +205,7 @@ def test_unknown_top_level_message_names_type(func, obj):
 
 
 def test_item_on_many_elements_is_lossy():
-    """``item`` of a tensor with more than one element raises LossyConversionError (a ValueError)."""
+    """``item`` of a tensor of more than one element raises LossyConversionError (a ValueError)."""
     with pytest.raises(tb.LossyConversionError) as ei:
         tb.item(torch.ones(SHAPE))
     assert isinstance(ei.value, ValueError)
@@ -225,3 +233,28 @@ def test_shape_regex_sanity():
     for text in ("shape (2, 3)", "torch.Size([2, 3])", "2x3", "2×3", "[2,3]"):
         assert shape_regex(SHAPE).search(text), text
     assert not shape_regex(SHAPE).search("shape (12, 3)")
+
+
+@pytest.mark.parametrize("dtype", [torch.qint8, torch.quint8], ids=["qint8", "quint8"])
+def test_quantized_target_dtype_is_a_conversion_error(dtype):
+    """A quantized target dtype (it needs a scale) raises a ConversionError, not a raw error."""
+    with pytest.raises(tb.ConversionError) as ei:
+        tb.to_torch(np.ones(SHAPE), dtype=dtype)
+    assert_message(ei.value, type_name="ndarray", shape=SHAPE)
+
+
+@pytest.mark.parametrize(
+    "np_dtype",
+    ["int4", "float8_e4m3", "float4_e2m1fn"],
+    ids=["int4", "float8_e4m3", "float4_e2m1fn"],
+)
+def test_ml_dtype_without_torch_twin_is_unsupported(np_dtype):
+    """An ml_dtypes type PyTorch lacks is UnsupportedInputError naming that dtype."""
+    import ml_dtypes
+
+    dt = getattr(ml_dtypes, np_dtype, None)
+    if dt is None:
+        pytest.skip(f"ml_dtypes has no {np_dtype}")
+    with pytest.raises(tb.UnsupportedInputError) as ei:
+        tb.to_torch(np.zeros(SHAPE, dtype=dt))
+    assert_message(ei.value, dtype=np_dtype, shape=SHAPE, fix="dtype=")

@@ -7,11 +7,11 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+
+import tensorbridge as tb
 from conftest import cuda_only
 from helpers import mutation_shares, np_shares
 from test_copy_modes import ALL_CASES, COPY_CASES, Case
-
-import tensorbridge as tb
 
 
 def _to(case: Case) -> str:
@@ -68,7 +68,12 @@ def test_requires_grad_plan_mentions_detach():
 def test_zero_copy_plan():
     """A plain CPU tensor → NumPy plan: no copies, no bytes, shares memory, no device sync."""
     plan = tb.explain(torch.ones(2, 3), to="numpy")
-    assert (plan.copies, plan.bytes_copied, plan.shares_memory, plan.syncs_device) == (0, 0, True, False)
+    assert (plan.copies, plan.bytes_copied, plan.shares_memory, plan.syncs_device) == (
+        0,
+        0,
+        True,
+        False,
+    )
 
 
 def test_plain_copy_counts_one_pass_of_all_bytes():
@@ -164,7 +169,11 @@ def test_container_plan_has_leaves_by_path():
 
 def test_container_plan_totals():
     """A container's copies and bytes_copied are the sums over its leaves."""
-    src = {"a": np.ones(4, dtype=np.float32)[::-1], "b": np.ones(2), "c": (np.ones(3, dtype=">i2"),)}
+    src = {
+        "a": np.ones(4, dtype=np.float32)[::-1],
+        "b": np.ones(2),
+        "c": (np.ones(3, dtype=">i2"),),
+    }
     plan = tb.explain(src, to="torch")
     assert plan.copies == sum(p.copies for p in plan.leaves.values())
     assert plan.bytes_copied == sum(p.bytes_copied for p in plan.leaves.values())

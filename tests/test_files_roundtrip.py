@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from filehelpers import FORMATS, HOLDS, bits, make_tensor, read_plain, write_plain
 
+from filehelpers import FORMATS, HOLDS, bits, make_tensor, read_plain, write_plain
 from tensorbridge import files
 from tensorbridge.cli import main
 
@@ -50,7 +50,7 @@ def test_round_trip_is_bit_exact(tmp_path: Path, src_fmt: str, dst_fmt: str, tag
 def test_unholdable_dtype_is_refused_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], src_fmt: str, dst_fmt: str, tag: str
 ) -> None:
-    """A dtype the destination cannot hold: exit 1, a line naming the tensor and the formats that can."""
+    """A dtype DST cannot hold: exit 1, one line naming the tensor and the formats that can."""
     src, dst = tmp_path / f"a.{src_fmt}", tmp_path / f"b.{dst_fmt}"
     write_plain(src_fmt, src, {"weights": make_tensor(tag)})
     assert main(["convert", str(src), str(dst)]) == 1
@@ -85,7 +85,9 @@ def test_dtype_casts_everything_to_bfloat16(tmp_path: Path) -> None:
     assert bits(found["b"]) == bits(torch.tensor([3, 4], dtype=torch.bfloat16))
 
 
-def test_complex_to_real_cast_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_complex_to_real_cast_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--dtype float32 on a complex tensor is refused: it would drop the imaginary part."""
     src, dst = tmp_path / "a.npz", tmp_path / "b.npz"
     np.savez(src, z=np.array([1 + 2j]))
@@ -95,7 +97,7 @@ def test_complex_to_real_cast_is_refused(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_nested_state_dict_flattens_and_comes_back(tmp_path: Path) -> None:
-    """A nested .pt flattens to dotted keys in .safetensors/.npz, and .safetensors → .pt rebuilds it."""
+    """A nested .pt flattens to dotted keys; .safetensors → .pt rebuilds the nesting."""
     w, b, e = torch.randn(2, 3), torch.randn(3), torch.arange(4)
     tree = {"encoder": {"layer": [{"w": w, "b": b}]}, "embed": e}
     torch.save(tree, tmp_path / "a.pt")
@@ -124,7 +126,7 @@ def test_flat_state_dict_stays_flat(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dst_fmt", ["safetensors", "npz", "pt"])
 def test_conj_neg_and_views_are_written_as_logical_values(tmp_path: Path, dst_fmt: str) -> None:
-    """Conj/neg views, non-contiguous, offset and storage-sharing tensors keep their logical values."""
+    """Conj/neg views, strided, offset and shared tensors are written as their logical values."""
     base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     z = torch.tensor([1 + 2j, 3 - 4j], dtype=torch.complex64)
     tensors = {
@@ -161,16 +163,20 @@ def test_pytorch_extensions_are_one_format(tmp_path: Path, ext: str) -> None:
 
 
 def test_npy_to_pt_writes_a_bare_tensor(tmp_path: Path) -> None:
-    """A .npy (one unnamed array) becomes a bare tensor in a .pt, and a named one in .safetensors."""
+    """A .npy becomes a bare tensor in a .pt, and one named by its stem in .safetensors."""
     a = np.arange(6, dtype=np.int16).reshape(2, 3)
     np.save(tmp_path / "weights.npy", a)
     assert main(["convert", str(tmp_path / "weights.npy"), str(tmp_path / "w.pt"), "-q"]) == 0
     assert bits(torch.load(tmp_path / "w.pt", weights_only=True)) == bits(a)
-    assert main(["convert", str(tmp_path / "weights.npy"), str(tmp_path / "w.safetensors"), "-q"]) == 0
+    assert (
+        main(["convert", str(tmp_path / "weights.npy"), str(tmp_path / "w.safetensors"), "-q"]) == 0
+    )
     assert list(read_plain("safetensors", tmp_path / "w.safetensors")) == ["weights"]
 
 
-def test_many_tensors_into_npy_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_many_tensors_into_npy_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A .npy holds one array: a two-tensor source is refused with a pointer to .npz."""
     np.savez(tmp_path / "a.npz", x=np.ones(2), y=np.zeros(2))
     assert main(["convert", str(tmp_path / "a.npz"), str(tmp_path / "b.npy")]) == 1
@@ -178,7 +184,9 @@ def test_many_tensors_into_npy_is_refused(tmp_path: Path, capsys: pytest.Capture
     assert not (tmp_path / "b.npy").exists()
 
 
-def test_non_tensor_values_need_an_explicit_skip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_tensor_values_need_an_explicit_skip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A checkpoint with an epoch number is refused, and converts with --skip-non-tensors."""
     w = torch.randn(2)
     torch.save({"w": w, "epoch": 3, "name": "run-1"}, tmp_path / "ckpt.pt")
@@ -214,5 +222,7 @@ def test_big_endian_fortran_npy_converts_to_logical_values(tmp_path: Path) -> No
     """A big-endian, Fortran-order .npy converts to the same values in native order."""
     a = np.asfortranarray(np.arange(6, dtype=">i4").reshape(2, 3))
     np.save(tmp_path / "a.npy", a)
-    assert main(["convert", str(tmp_path / "a.npy"), str(tmp_path / "b.safetensors"), "--verify"]) == 0
+    assert (
+        main(["convert", str(tmp_path / "a.npy"), str(tmp_path / "b.safetensors"), "--verify"]) == 0
+    )
     assert bits(_only(read_plain("safetensors", tmp_path / "b.safetensors"))) == bits(a)

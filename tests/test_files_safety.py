@@ -3,7 +3,6 @@ left half done."""
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import struct
@@ -13,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from filehelpers import DATA, read_plain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from filehelpers import DATA, read_plain
 from tensorbridge import files
 from tensorbridge.cli import main
 
@@ -40,7 +39,9 @@ def _evil_files(tmp_path: Path, marker: Path) -> dict[str, Path]:
     out["zip.pt"] = tmp_path / "zip.pt"
     torch.save({"w": torch.ones(2), "x": evil}, out["zip.pt"])
     out["legacy.pth"] = tmp_path / "legacy.pth"
-    torch.save({"w": torch.ones(2), "x": evil}, out["legacy.pth"], _use_new_zipfile_serialization=False)
+    torch.save(
+        {"w": torch.ones(2), "x": evil}, out["legacy.pth"], _use_new_zipfile_serialization=False
+    )
     out["raw.bin"] = tmp_path / "raw.bin"
     out["raw.bin"].write_bytes(pickle.dumps({"x": evil}))
     out["object.npy"] = tmp_path / "object.npy"
@@ -55,10 +56,14 @@ def _evil_files(tmp_path: Path, marker: Path) -> dict[str, Path]:
 def test_malicious_pickle_never_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, command: str
 ) -> None:
-    """A file whose unpickling would create a marker is refused in one line; the marker never appears."""
+    """A file whose unpickling would create a marker is refused; the marker never appears."""
     marker = tmp_path / "PWNED"
     evil = _evil_files(tmp_path, marker)[kind]
-    argv = ["inspect", str(evil)] if command == "inspect" else ["convert", str(evil), str(tmp_path / "o.safetensors")]
+    argv = (
+        ["inspect", str(evil)]
+        if command == "inspect"
+        else ["convert", str(evil), str(tmp_path / "o.safetensors")]
+    )
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("tensorbridge: error: refused:") and err.count("\n") == 1
@@ -81,7 +86,9 @@ def _assert_clean(code: int, err: str) -> None:
 
 
 @pytest.mark.parametrize("name", GOLDEN)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cut=st.floats(0, 1, exclude_max=True))
 def test_truncated_files_fail_cleanly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, cut: float
@@ -100,12 +107,18 @@ def test_truncated_files_fail_cleanly(
 
 
 @pytest.mark.parametrize("name", GOLDEN)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=4))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    flips=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=4
+    )
+)
 def test_byte_flips_fail_cleanly_or_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, flips: list[tuple[float, int]]
 ) -> None:
-    """Random byte changes give a clean error or a valid conversion; never a crash or a partial file."""
+    """Random byte changes give a clean error or a valid conversion, never a crash."""
     data = bytearray((DATA / name).read_bytes())
     for where, value in flips:
         data[int(where * len(data))] = value
@@ -113,7 +126,10 @@ def test_byte_flips_fail_cleanly_or_convert(
     bad.write_bytes(bytes(data))
     _assert_clean(*_run(["inspect", str(bad)], capsys))
     dst = tmp_path / "out.npz"
-    code, err = _run(["convert", str(bad), str(dst), "--force", "--verify", "--dtype", "float64"], capsys)
+    dst.unlink(missing_ok=True)  # tmp_path is shared by hypothesis' examples
+    code, err = _run(
+        ["convert", str(bad), str(dst), "--force", "--verify", "--dtype", "float64"], capsys
+    )
     _assert_clean(code, err)
     assert dst.exists() == (code == 0)
     if code == 0:
@@ -133,8 +149,12 @@ BAD_FILES = {
     "huge_header.safetensors": struct.pack("<Q", 2**62) + b"{}",
     "long_header.safetensors": struct.pack("<Q", 1000) + b"{}",
     "not_json.safetensors": _safetensors_bytes(b"{not json"),
-    "bad_offsets.safetensors": _safetensors_bytes(b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,99]}}', b"\0" * 8),
-    "bad_size.safetensors": _safetensors_bytes(b'{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', b"\0" * 8),
+    "bad_offsets.safetensors": _safetensors_bytes(
+        b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,99]}}', b"\0" * 8
+    ),
+    "bad_size.safetensors": _safetensors_bytes(
+        b'{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', b"\0" * 8
+    ),
     "overlap.safetensors": _safetensors_bytes(
         b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
         b"\0" * 8,
@@ -145,13 +165,17 @@ BAD_FILES = {
     ),
     "deep.safetensors": _safetensors_bytes(b"[" * 100_000 + b"]" * 100_000),
     "huge_header.npy": b"\x93NUMPY\x02\x00" + struct.pack("<I", 200_000) + b"{" + b" " * 200_000,
-    "huge_shape.npy": b"\x93NUMPY\x01\x00" + struct.pack("<H", 118)
-    + b"{'descr': '<f8', 'fortran_order': False, 'shape': (10000000000000,), }".ljust(117) + b"\n",
+    "huge_shape.npy": b"\x93NUMPY\x01\x00"
+    + struct.pack("<H", 118)
+    + b"{'descr': '<f8', 'fortran_order': False, 'shape': (10000000000000,), }".ljust(117)
+    + b"\n",
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
-def test_bad_files_get_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+def test_bad_files_get_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
     """Empty, corrupt, huge-header and lying files: one line naming the file, exit 1, no output."""
     bad = tmp_path / name
     bad.write_bytes(BAD_FILES[name])
@@ -163,7 +187,9 @@ def test_bad_files_get_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "o.pt").exists()
 
 
-def test_wrong_extension_says_what_the_file_looks_like(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_extension_says_what_the_file_looks_like(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A .safetensors file named .npy is refused with a hint to rename it."""
     from safetensors.torch import save_file
 
@@ -173,8 +199,10 @@ def test_wrong_extension_says_what_the_file_looks_like(tmp_path: Path, capsys: p
 
 
 @pytest.mark.parametrize("ext", ["safetensors", "npz", "pt"])
-def test_zero_tensor_files_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], ext: str) -> None:
-    """A valid file with no tensors: inspect shows it but exits 1; convert refuses, writes nothing."""
+def test_zero_tensor_files_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ext: str
+) -> None:
+    """A file with no tensors: inspect exits 1; convert refuses and writes nothing."""
     path = tmp_path / f"empty.{ext}"
     if ext == "safetensors":
         path.write_bytes(_safetensors_bytes(b"{}      "))
@@ -189,7 +217,9 @@ def test_zero_tensor_files_are_refused(tmp_path: Path, capsys: pytest.CaptureFix
     assert not (tmp_path / "o.safetensors").exists()
 
 
-def test_npz_member_that_is_not_an_array_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_npz_member_that_is_not_an_array_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An .npz with a non-.npy member is refused, naming the member."""
     with zipfile.ZipFile(tmp_path / "a.npz", "w") as zf:
         zf.writestr("readme.txt", "hello")
@@ -207,7 +237,10 @@ def _listing(folder: Path) -> set[str]:
 
 @pytest.mark.parametrize("dst_fmt", ["npy", "npz", "pt", "safetensors"])
 def test_failure_mid_write_leaves_dst_untouched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], dst_fmt: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    dst_fmt: str,
 ) -> None:
     """A conversion that fails half-way leaves an existing DST byte-identical and no temp file."""
     src, dst = tmp_path / "a.npy", tmp_path / f"b.{dst_fmt}"
@@ -245,7 +278,9 @@ def test_interrupt_mid_write_leaves_no_dst(tmp_path: Path, monkeypatch: pytest.M
     assert _listing(tmp_path) == before
 
 
-def test_failed_verify_leaves_dst_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_verify_leaves_dst_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """When --verify finds a difference, the existing DST is kept and the command exits 1."""
     src, dst = tmp_path / "a.npy", tmp_path / "b.npy"
     np.save(src, np.arange(4.0))
@@ -304,6 +339,3 @@ def test_read_returns_arrays_by_dotted_name() -> None:
     found = files.read(DATA / "golden.pt")
     assert sorted(found) == ["encoder.bias", "encoder.weight", "heads.a", "heads.b.0", "scale"]
     assert np.array_equal(found["encoder.weight"], np.arange(6, dtype=np.float32).reshape(2, 3))
-
-
-_ = io

@@ -10,9 +10,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-from helpers import quiet
 
 import tensorbridge as tb
+from helpers import quiet
 
 OPTIONAL = ["jax", "cupy", "tensorflow", "pandas", "PIL", "xarray"]
 
@@ -176,7 +176,7 @@ print(json.dumps(results))
 
 @pytest.fixture(scope="module")
 def fresh_results() -> dict[str, str]:
-    """Run every snippet in its own freshly forked interpreter; map name → traceback ('' if clean)."""
+    """Run each snippet in its own freshly forked interpreter: name → traceback ('' if clean)."""
     import json
 
     if not hasattr(__import__("os"), "fork"):

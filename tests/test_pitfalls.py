@@ -6,10 +6,10 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-from conftest import cuda_only
-from helpers import assert_ndarray_identical, assert_tensor_identical, np_shares, quiet
 
 import tensorbridge as tb
+from conftest import cuda_only
+from helpers import assert_ndarray_identical, assert_tensor_identical, np_shares, quiet
 
 
 def test_requires_grad_numpy_raises_in_torch_but_converts_here():
@@ -21,7 +21,7 @@ def test_requires_grad_numpy_raises_in_torch_but_converts_here():
 
 
 def test_to_torch_shares_like_from_numpy_after_in_place_edit():
-    """``copy=None`` shares memory (documented): an in-place edit of the array shows in the tensor."""
+    """``copy=None`` shares memory (documented): an in-place array edit shows in the tensor."""
     a = np.zeros(3)
     t = tb.to_torch(a)
     a[0] = 5.0
@@ -129,7 +129,7 @@ def test_numpy_cannot_take_bfloat16_but_to_numpy_can():
 
 
 def test_from_numpy_cannot_take_ml_dtypes_but_to_torch_can():
-    """``torch.from_numpy`` rejects ml_dtypes arrays; ``to_torch`` reinterprets them without copy."""
+    """``torch.from_numpy`` rejects ml_dtypes arrays; ``to_torch`` reinterprets them, no copy."""
     a = np.array([1.0, 2.0], dtype=ml_dtypes.float8_e4m3fn)
     with pytest.raises(TypeError):
         torch.from_numpy(a)

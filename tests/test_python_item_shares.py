@@ -9,10 +9,10 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-from conftest import cuda_only
-from helpers import quiet
 
 import tensorbridge as tb
+from conftest import cuda_only
+from helpers import quiet
 
 # ------------------------------------------------------------------ item
 
@@ -90,7 +90,9 @@ def test_item_cuda():
         pytest.param(torch.tensor(4), 4, id="torch-0d"),
         pytest.param(np.array([True, False]), [True, False], id="numpy-bool"),
         pytest.param(np.float32(0.5), 0.5, id="numpy-scalar"),
-        pytest.param(np.arange(4, dtype=np.uint8).reshape(2, 2)[::-1], [[2, 3], [0, 1]], id="reversed"),
+        pytest.param(
+            np.arange(4, dtype=np.uint8).reshape(2, 2)[::-1], [[2, 3], [0, 1]], id="reversed"
+        ),
         pytest.param(np.array([1, 2], dtype=ml_dtypes.bfloat16), [1.0, 2.0], id="numpy-bfloat16"),
         pytest.param(torch.tensor([1.0], dtype=torch.bfloat16), [1.0], id="torch-bfloat16"),
         pytest.param(torch.ones(3, requires_grad=True), [1.0, 1.0, 1.0], id="requires-grad"),

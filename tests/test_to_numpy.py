@@ -1,4 +1,4 @@
-"""``to_numpy``: every input kind of SPEC's "What must convert", checked against plain NumPy/PyTorch."""
+"""``to_numpy``: every input kind of SPEC's "What must convert", against plain NumPy/PyTorch."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
+
+import tensorbridge as tb
 from conftest import cuda_only
 from helpers import (
     ArrayDunderOnly,
@@ -20,8 +22,6 @@ from helpers import (
     quiet,
     sample_tensor,
 )
-
-import tensorbridge as tb
 
 DENSE = torch.tensor([[1.0, 0, 0, 2], [0, 0, 3, 0], [0, 4, 0, 0], [5, 0, 0, 6]])
 
@@ -198,7 +198,7 @@ def test_meta_tensor_is_unsupported():
 
 @pytest.mark.parametrize("transform", ["grad", "vmap"])
 def test_tensor_inside_functorch_transform_is_unsupported(transform):
-    """Inside ``torch.func.grad``/``vmap`` a tensor has no concrete values: UnsupportedInputError."""
+    """Inside ``torch.func.grad``/``vmap`` a tensor has no concrete values: Unsupported."""
     caught: list[BaseException] = []
 
     def f(x):

@@ -1,4 +1,4 @@
-"""``to_torch``: every input kind of SPEC's "What must convert", checked against plain NumPy/PyTorch."""
+"""``to_torch``: every input kind of SPEC's "What must convert", against plain NumPy/PyTorch."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
+
+import tensorbridge as tb
 from conftest import cuda_only
 from helpers import (
     ArrayDunderOnly,
@@ -19,8 +21,6 @@ from helpers import (
     quiet,
     tensor_from_array,
 )
-
-import tensorbridge as tb
 
 
 def ref(a: np.ndarray) -> torch.Tensor:
@@ -203,7 +203,7 @@ def test_empty_array(shape):
     assert_tensor_identical(out, torch.empty(shape, dtype=torch.uint16))
 
 
-# ------------------------------------------------------------------ object, datetime, masked, long double
+# ------------------------------------------------------- object, datetime, masked, long double
 
 
 def test_object_array_of_ints():
@@ -249,7 +249,9 @@ def test_object_array_of_other_items_is_refused(items):
 @pytest.mark.parametrize(
     "a",
     [
-        pytest.param(np.array(["2020-01-01", "2024-02-29"], dtype="datetime64[D]"), id="datetime64"),
+        pytest.param(
+            np.array(["2020-01-01", "2024-02-29"], dtype="datetime64[D]"), id="datetime64"
+        ),
         pytest.param(np.array([5, -7], dtype="timedelta64[ms]"), id="timedelta64"),
     ],
 )
@@ -388,11 +390,19 @@ def test_dlpack_producer_is_shared(make):
     ("buf", "expected"),
     [
         pytest.param(b"\x01\x02\x03", torch.tensor([1, 2, 3], dtype=torch.uint8), id="bytes"),
-        pytest.param(bytearray(b"\x07\x08"), torch.tensor([7, 8], dtype=torch.uint8), id="bytearray"),
-        pytest.param(memoryview(b"\x05\x06"), torch.tensor([5, 6], dtype=torch.uint8), id="memoryview"),
+        pytest.param(
+            bytearray(b"\x07\x08"), torch.tensor([7, 8], dtype=torch.uint8), id="bytearray"
+        ),
+        pytest.param(
+            memoryview(b"\x05\x06"), torch.tensor([5, 6], dtype=torch.uint8), id="memoryview"
+        ),
         pytest.param(array.array("f", [1.5, 2.5]), torch.tensor([1.5, 2.5]), id="array-f"),
-        pytest.param(array.array("i", [1, -2]), torch.tensor([1, -2], dtype=torch.int32), id="array-i"),
-        pytest.param(array.array("d", [0.25]), torch.tensor([0.25], dtype=torch.float64), id="array-d"),
+        pytest.param(
+            array.array("i", [1, -2]), torch.tensor([1, -2], dtype=torch.int32), id="array-i"
+        ),
+        pytest.param(
+            array.array("d", [0.25]), torch.tensor([0.25], dtype=torch.float64), id="array-d"
+        ),
     ],
 )
 def test_buffer_protocol(buf, expected):
@@ -442,7 +452,7 @@ def test_tensor_with_nothing_to_do_is_shared():
 
 
 def test_requires_grad_none_keeps_graph():
-    """``requires_grad=None`` keeps a tensor's autograd state: gradients flow back through a cast."""
+    """``requires_grad=None`` keeps a tensor's autograd state: gradients flow through a cast."""
     x = torch.arange(3.0, requires_grad=True)
     out = tb.to_torch(x, dtype=torch.float64)
     assert out.requires_grad
@@ -514,14 +524,14 @@ def test_inference_mode_tensor_input():
 
 
 def test_quantized_tensor_with_float_dtype_is_dequantized():
-    """``to_torch(quantized, dtype=float32)`` gives the dequantized values, not a raw RuntimeError."""
+    """``to_torch(quantized, dtype=float32)`` gives the dequantized values (no raw error)."""
     with quiet():
         q = torch.quantize_per_tensor(torch.tensor([0.5, 1.0, 1.5]), 0.5, 0, torch.quint8)
         expected = q.dequantize()
     assert_tensor_identical(tb.to_torch(q, dtype=torch.float32), expected)
 
 
-# ------------------------------------------------------------------ devices (CPU here, CUDA if present)
+# ------------------------------------------------------- devices (CPU here, CUDA if present)
 
 
 @pytest.mark.parametrize(
@@ -529,7 +539,7 @@ def test_quantized_tensor_with_float_dtype_is_dequantized():
     [pytest.param("cpu", id="str"), pytest.param(torch.device("cpu"), id="torch.device")],
 )
 def test_cpu_device_spellings(device):
-    """``device="cpu"`` and ``torch.device("cpu")`` both give a CPU tensor, shared with the array."""
+    """``device="cpu"`` and ``torch.device("cpu")`` give a CPU tensor sharing the array."""
     a = np.ones(3)
     out = tb.to_torch(a, device=device)
     assert out.device.type == "cpu"
@@ -579,7 +589,9 @@ def test_cuda_non_blocking_values_are_final():
     a = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
     out = tb.to_torch(a, device="cuda", non_blocking=True)
     a[:] = 0.0
-    assert_tensor_identical(out.cpu(), ref(np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)))
+    assert_tensor_identical(
+        out.cpu(), ref(np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32))
+    )
 
 
 @cuda_only
@@ -594,3 +606,89 @@ def test_cuda_copy_false_refuses_device_move():
     """``copy=False`` with a device move raises CopyRequiredError."""
     with pytest.raises(tb.CopyRequiredError):
         tb.to_torch(np.ones(3), device="cuda", copy=False)
+
+
+@pytest.mark.parametrize(
+    ("code", "values", "dtype"),
+    [
+        pytest.param("b", [-1, 2], torch.int8, id="b"),
+        pytest.param("B", [255, 2], torch.uint8, id="B"),
+        pytest.param("h", [-300, 2], torch.int16, id="h"),
+        pytest.param("q", [-(2**40), 2], torch.int64, id="q"),
+        pytest.param("Q", [2**63 + 1, 2], torch.uint64, id="Q"),
+    ],
+)
+def test_array_array_formats(code, values, dtype):
+    """``array.array`` of each integer format keeps its width and signedness."""
+    out = tb.to_torch(array.array(code, values))
+    assert out.dtype == dtype
+    assert_tensor_identical(out, torch.from_numpy(np.array(values, dtype=np.dtype(code))))
+
+
+def test_strided_memoryview():
+    """A strided memoryview (a NumPy slice's buffer) converts to its logical values."""
+    a = np.arange(8, dtype=np.int32)
+    mv = memoryview(a)[::2]
+    assert_tensor_identical(tb.to_torch(mv), torch.tensor([0, 2, 4, 6], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1], ids=["2**64", "below-int64"])
+def test_python_int_out_of_range_is_a_conversion_error(value):
+    """A Python int no dtype can hold raises a ConversionError saying why, not a raw error."""
+    with pytest.raises(tb.ConversionError):
+        tb.to_torch(value)
+
+
+def test_numpy_float64_scalar_keeps_float64_under_float32_default():
+    """A NumPy float64 scalar stays float64 (only Python floats follow torch's default)."""
+    assert tb.to_torch(np.float64(0.5)).dtype == torch.float64
+
+
+class _MyTensor(torch.Tensor):
+    pass
+
+
+def test_tensor_subclass_to_numpy():
+    """A torch.Tensor subclass converts like a tensor."""
+    t = torch.arange(3.0).as_subclass(_MyTensor)
+    out = tb.to_numpy(t)
+    assert type(out) is np.ndarray
+    assert out.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_requires_grad_true_with_copy_true():
+    """``requires_grad=True`` with ``copy=True`` gives an independent leaf that requires grad."""
+    a = np.ones(3)
+    out = tb.to_torch(a, requires_grad=True, copy=True)
+    assert out.requires_grad and out.is_leaf
+    assert not np_shares(out, a)
+
+
+def test_float_dtype_keeps_graph():
+    """``float_dtype`` on a tensor that requires grad keeps it on the graph."""
+    x = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    out = tb.to_torch(x, float_dtype=torch.float32)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0]
+
+
+def test_datetime_scalar_without_dtype_is_unsupported():
+    """A NumPy datetime64 scalar without a dtype is UnsupportedInputError."""
+    with pytest.raises(tb.UnsupportedInputError):
+        tb.to_torch(np.datetime64("2020-01-01"))
+
+
+@pytest.mark.parametrize(
+    "np_type",
+    [np.ulonglong, np.longlong, np.intc, np.uintc, np.ushort, np.byte],
+    ids=lambda t: t.__name__,
+)
+def test_platform_integer_aliases(np_type):
+    """C-named integer types (``ulonglong`` is uint64 with its own type number) convert like
+    their fixed-width twin, shared."""
+    a = np.arange(4, dtype=np_type)
+    twin = np.dtype(f"{a.dtype.kind}{a.dtype.itemsize}")  # e.g. "u8", which torch knows
+    out = tb.to_torch(a)
+    assert_tensor_identical(out, torch.from_numpy(a.view(twin).copy()))
+    assert np_shares(out, a)

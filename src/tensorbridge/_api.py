@@ -8,6 +8,7 @@ object; ``tests/test_explain.py`` checks that they agree with ``explain``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -112,8 +113,8 @@ def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
         if wrap is not None and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS:
             try:
                 return wrap(obj)
-            except ValueError:
-                pass  # a negative stride on a size-1 axis: the planner copies
+            except (ValueError, TypeError):
+                pass  # a negative stride on a size-1 axis, a platform alias: the planner decides
     kind = kind_of(obj)
     if kind is Kind.TORCH:
         if o is DEFAULT:
@@ -269,8 +270,8 @@ def to_torch(
         if wrap is not None and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS:
             try:
                 return wrap(obj)
-            except ValueError:
-                pass  # a negative stride on a size-1 axis: the planner copies
+            except (ValueError, TypeError):
+                pass  # a negative stride on a size-1 axis, a platform alias: the planner decides
     o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
     return _convert(obj, o, _torch_leaf, "torch")
 
@@ -279,6 +280,7 @@ def to_torch(
 
 
 def _leaf_plan(obj: Any, kind: Kind, o: Options, to: str, top: bool) -> Plan:
+    """The plan of a single top-level leaf."""
     planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
     steps, _ = planner(obj, kind, o, top)
     return Plan.from_steps(to, describe(obj), tuple(steps))
@@ -307,31 +309,60 @@ def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any)
         return _leaf_plan(obj, kind, o, to, top=True)
     if kind not in CONTAINER_KINDS:
         raise _leaves.unsupported(obj, kind, top=True)
-    leaves: dict[str, Plan] = {}
+    planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
+    planned: dict[str, tuple[Any, list[Step]]] = {}
     passed = 0
     for path, leaf, leaf_kind in leaves_with_paths(obj):
+        parts = [(path, leaf)]
         if leaf_kind is Kind.TORCH and leaf.is_nested:
-            for i, part in enumerate(leaf.unbind()):
-                leaves[f"{path}[{i}]"] = _leaf_plan(part, Kind.TORCH, o, to, top=False)
-        elif leaf_kind in LEAF_KINDS:
-            try:
-                leaves[path] = _leaf_plan(leaf, leaf_kind, o, to, top=False)
-            except ConversionError as e:
-                raise e.at(path) from None
-        else:
+            parts = [(f"{path}[{i}]", part) for i, part in enumerate(leaf.unbind())]
+        elif leaf_kind not in LEAF_KINDS:
             passed += 1
-    return _container_plan(obj, to, leaves, passed)
+            continue
+        for part_path, part in parts:
+            try:
+                planned[part_path] = (part, planner(part, kind_of(part), o, False)[0])
+            except ConversionError as e:
+                raise e.at(part_path) from None
+    return _container_plan(obj, to, planned, passed, o)
 
 
-def _container_plan(obj: Any, to: str, leaves: dict[str, Plan], passed: int) -> Plan:
-    copies = sum(p.copies for p in leaves.values())
-    syncs = any(p.syncs_device for p in leaves.values())
-    moved = [p for p in leaves.values() if any(" → cpu" in s or "cpu → " in s for s in p.steps)]
+def _container_plan(
+    obj: Any, to: str, planned: dict[str, tuple[Any, list[Step]]], passed: int, o: Options
+) -> Plan:
+    """Totals over the leaves, with the device transfers planned as the batches that run."""
+    from . import _transfer
+
+    leaves = {path: Plan.from_steps(to, describe(x), tuple(s)) for path, (x, s) in planned.items()}
     steps = [f"convert {len(leaves)} leaves" + (f", pass {passed} through unchanged" if passed else "")]
-    if moved:
-        steps.append(
-            f"batch the {len(moved)} device transfers into one operation with one synchronisation"
-        )
+    syncs = any(p.syncs_device for p in leaves.values())
+    for batch in ("to_host", "to_device"):
+        moved = [
+            (p, x, st, i) for p, (x, st) in planned.items() for i, s in enumerate(st) if s.batch == batch
+        ]
+        if not moved:
+            continue
+        tensors = [_value_before(x, st[:i]) for _, x, st, i in moved]
+        if batch == "to_host":
+            plan = _transfer.plan_to_host(tensors)
+        else:
+            assert o.device is not None
+            plan = _transfer.plan_to_device(
+                tensors, o.device, non_blocking=o.non_blocking, pin_memory=o.pin_memory
+            )
+        steps.extend(plan.steps)
+        syncs = syncs or plan.syncs > 0
+        for i, (path, _, leaf_steps, at) in enumerate(moved):
+            step = leaf_steps[at]
+            extra = (plan.leaf_copies[i] if plan.leaf_copies else 1) - 1  # packing passes
+            if extra:
+                leaf = leaves[path]
+                leaves[path] = dataclasses.replace(
+                    leaf,
+                    copies=leaf.copies + extra,
+                    bytes_copied=leaf.bytes_copied + extra * step.nbytes,
+                )
+    copies = sum(p.copies for p in leaves.values())
     return Plan(
         target=to,
         input=f"{type(obj).__name__} container",
@@ -342,6 +373,25 @@ def _container_plan(obj: Any, to: str, leaves: dict[str, Plan], passed: int) -> 
         syncs_device=syncs,
         leaves=leaves,
     )
+
+
+def _value_before(x: Any, steps: list[Step]) -> torch.Tensor:
+    """The tensor a batched transfer step will receive, without moving data: the views before it
+    are taken; after a copying step, an uninitialised tensor of the same shape and dtype stands
+    in (its pages are never touched)."""
+    if not any(s.copies for s in steps):
+        return run(tuple(steps), x)
+    dtype = next(
+        (s.arg for s in reversed(steps) if isinstance(s.arg, torch.dtype)),
+        x.dtype if isinstance(x, torch.Tensor) else _torch_dtype_of(x),
+    )
+    return torch.empty(tuple(x.shape), dtype=dtype)
+
+
+def _torch_dtype_of(a: np.ndarray) -> torch.dtype:
+    from ._dtypes import torch_dtype
+
+    return torch_dtype(a.dtype)
 
 
 def _torch_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,8 @@ def _native_copy(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
 
 def _from_numpy(a: np.ndarray, row: DType) -> torch.Tensor:
     if row.numpy_carrier is None:
+        if a.dtype.num != row.numpy.num:
+            a = a.view(row.numpy)  # e.g. ulonglong: equal to uint64, yet refused by from_numpy
         return torch.from_numpy(a)
     return torch.from_numpy(a.view(row.numpy_carrier)).view(row.torch)
 
@@ -50,6 +52,10 @@ def _numpy_astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
 
 def _torch_cast(t: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
     return quietly(torch.Tensor.to, t, dt, target=dt)
+
+
+def _dequantize(t: torch.Tensor, _: Any) -> torch.Tensor:
+    return t.dequantize()
 
 
 def _detach(t: torch.Tensor, _: Any) -> torch.Tensor:
@@ -182,7 +188,7 @@ def _prepare(a: np.ndarray, o: Options) -> tuple[list[Step], np.ndarray | None]:
 
 def plan_array(a: np.ndarray, o: Options) -> list[Step]:
     """Steps turning an ndarray into a tensor: a view wherever memory can be shared safely."""
-    if isinstance(a, np.ma.MaskedArray):
+    if type(a) is not np.ndarray and isinstance(a, np.ma.MaskedArray):
         raise LossyConversionError(
             f"{describe(a)} is a masked array: converting it would drop its mask; call "
             f".filled(fill_value) for a tensor of the data, or convert .data and .mask separately"
@@ -198,28 +204,33 @@ def plan_array(a: np.ndarray, o: Options) -> list[Step]:
     native = dt if dt.isnative else dt.newbyteorder("=")
     row = by_numpy(native)
     assert row is not None
-    reasons = []
     flags = a.flags.num
-    if not dt.isnative:
-        reasons.append(f"non-native byte order ({dt.str})")
-    if a.ndim and min(a.strides) < 0:
-        reasons.append(f"negative strides {a.strides}")
-    if not flags & _ALIGNED or _misaligned(a):
-        reasons.append("misaligned data (pointer or strides not a multiple of the item size)")
+    swapped = native is not dt
+    negative = a.ndim > 0 and min(a.strides) < 0
+    misaligned = not flags & _ALIGNED or _misaligned(a)
     read_only = not flags & _WRITEABLE
-    if read_only and o.copy is None and not steps:
-        reasons.append("read-only array (a tensor cannot be marked read-only)")
-    if reasons:
+    unsafe = read_only and o.copy is None and not steps
+    if swapped or negative or misaligned or unsafe:
+        strides = a.strides
+
+        def why() -> str:
+            reasons = [
+                f"non-native byte order ({dt.str})" * swapped,
+                f"negative strides {strides}" * negative,
+                "misaligned data (pointer or strides not a multiple of the item size)" * misaligned,
+                "read-only array (a tensor cannot be marked read-only)" * unsafe,
+            ]
+            return "; ".join(r for r in reasons if r)
+
         nbytes = a.nbytes
         steps.append(
             Step(
-                lambda: f"copy to a native, positive-stride array ({format_bytes(nbytes)}): "
-                + "; ".join(reasons),
+                lambda: f"copy to a native, positive-stride array ({format_bytes(nbytes)}): {why()}",
                 _native_copy,
                 native,
                 nbytes=nbytes,
                 copies=1,
-                reason=lambda: "; ".join(reasons),
+                reason=why,
             )
         )
         read_only = False
@@ -338,10 +349,26 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
         steps.append(_DETACH)
     dtype = t.dtype
     nbytes = tensor_nbytes(t)
-    target = o.target_dtype(torch_kind(dtype))
+    kind = torch_kind(dtype)
+    if t.is_quantized:
+        kind = "f"  # a quantized tensor stands for real numbers: float_dtype applies to it
+        target = o.target_dtype(kind)
+        if target is not None:  # PyTorch casts quantized values only through dequantize()
+            nbytes = t.numel() * 4
+            steps.append(
+                Step(
+                    lambda: f"dequantize {dtype} → float32 ({format_bytes(nbytes)})",
+                    _dequantize,
+                    nbytes=nbytes,
+                    copies=1,
+                    reason=f"dtype cast from quantized {dtype}",
+                )
+            )
+            dtype = torch.float32
+    target = o.target_dtype(kind)
     final = dtype
     if target is not None and target != dtype:
-        check_not_lossy_cast(torch_kind(dtype), target, t)
+        check_not_lossy_cast(kind, target, t)
         nbytes = t.numel() * target.itemsize
         steps.append(_cast_step(dtype, target, nbytes))
         final = target

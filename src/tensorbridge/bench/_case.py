@@ -39,18 +39,22 @@ class Target:
 
 @dataclass(frozen=True)
 class Config:
-    """How hard to measure: rounds per case, seconds per timed batch, sizes, and the timer."""
+    """How hard to measure: rounds per case, seconds per timed batch, batches per side and
+    round (the fastest counts), input sizes, and the timer."""
 
     quick: bool = False
     rounds: int = 31
-    round_s: float = 0.002
+    round_s: float = 0.001
+    repeats: int = 3
     bulk_bytes: int = 64 << 20
     big_bytes: int = 1 << 30
     timer: Callable[[], float] = time.perf_counter
 
     def compare(self, a: Callable[[], object], b: Callable[[], object]) -> Comparison:
         """``compare(a, b)`` with this configuration's rounds, batch time and timer."""
-        return compare(a, b, rounds=self.rounds, round_s=self.round_s, timer=self.timer)
+        return compare(
+            a, b, rounds=self.rounds, round_s=self.round_s, timer=self.timer, repeats=self.repeats
+        )
 
 
 @dataclass(frozen=True)

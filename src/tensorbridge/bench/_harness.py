@@ -1,12 +1,13 @@
 """The timing harness: interleaved A/B rounds, ratios per round, and a peak-memory probe.
 
 Two callables are compared in the same process. Each is first calibrated to a batch size that
-takes about ``round_s`` seconds; then every round times one batch of A and one batch of B, back to
-back (the order alternates, A B then B A, so neither side always runs on a warmer cache), with
-the garbage collector off. Each round gives one ratio, ``(A per call) / (B per call)``; the report
-is the median ratio and its min–max over the rounds. Drift in the machine's speed (another
-process, frequency scaling) hits both sides of a round alike, so the ratio is far steadier than
-either time.
+takes about ``round_s`` seconds; then every round times ``repeats`` batches of A and of B,
+interleaved (A B B A A B …: the order alternates so neither side always runs on a warmer cache),
+with the garbage collector off. Each side's fastest batch in the round gives its per-call time,
+which drops batches another process preempted; the round's ratio is
+``(A per call) / (B per call)``. The report is the median ratio and its min–max over the rounds.
+Drift in the machine's speed (other processes, frequency scaling) hits both sides of a round
+alike, so the ratio is far steadier than either time.
 
 >>> import itertools
 >>> clock = itertools.count()  # a fake timer: every reading advances by one
@@ -120,10 +121,12 @@ def compare(
     warmup: int = 2,
     n_a: int | None = None,
     n_b: int | None = None,
+    repeats: int = 1,
 ) -> Comparison:
     """Time ``a`` against ``b`` in ``rounds`` interleaved rounds; ratios are A ÷ B per call.
 
-    ``n_a`` / ``n_b`` fix the batch sizes (otherwise each side is calibrated to ``round_s``).
+    ``n_a`` / ``n_b`` fix the batch sizes (otherwise each side is calibrated to ``round_s``);
+    each round keeps the fastest of ``repeats`` batches per side.
 
     >>> import itertools
     >>> clock = itertools.count()
@@ -131,8 +134,8 @@ def compare(
     >>> compare(slow, lambda: None, rounds=4, round_s=1, timer=lambda: next(clock)).ratio
     2.0
     """
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, not {rounds}")
+    if rounds < 1 or repeats < 1:
+        raise ValueError(f"rounds and repeats must be at least 1, not {rounds} and {repeats}")
     for _ in range(warmup):
         a()
         b()
@@ -144,12 +147,14 @@ def compare(
         per_a: list[float] = []
         per_b: list[float] = []
         for r in range(rounds):
-            if r % 2 == 0:
-                ta = time_batch(a, n_a, timer)
-                tb = time_batch(b, n_b, timer)
-            else:
-                tb = time_batch(b, n_b, timer)
-                ta = time_batch(a, n_a, timer)
+            ta = tb = float("inf")
+            for j in range(repeats):
+                if (r * repeats + j) % 2 == 0:
+                    ta = min(ta, time_batch(a, n_a, timer))
+                    tb = min(tb, time_batch(b, n_b, timer))
+                else:
+                    tb = min(tb, time_batch(b, n_b, timer))
+                    ta = min(ta, time_batch(a, n_a, timer))
             per_a.append(ta / n_a)
             per_b.append(tb / n_b)
     ratios = tuple(x / y if y > 0 else float("inf") for x, y in zip(per_a, per_b, strict=True))

@@ -77,9 +77,12 @@ class Entry:
         return row.kind if row is not None else self.dtype.kind
 
     def as_json(self) -> dict[str, Any]:
+        """``{"name", "dtype", "shape", "nbytes", "big_endian"}``, JSON-ready."""
+        big = self.dtype is not None and self.dtype.byteorder == ">"
         return {
             "name": self.name,
-            "dtype": self.tag,
+            "dtype": self.tag.removesuffix(" (big-endian)"),
+            "big_endian": big,
             "shape": list(self.shape),
             "nbytes": self.nbytes,
         }

@@ -144,10 +144,13 @@ class SafetensorsReader(Reader):
                 isinstance(offsets, list)
                 and len(offsets) == 2
                 and all(type(o) is int for o in offsets)
-                and 0 <= offsets[0] <= offsets[1] <= data_size
+                and 0 <= offsets[0] <= offsets[1]
             ):
+                raise BadFileError(f"{what} has corrupt data offsets {offsets!r}")
+            if offsets[1] > data_size:
                 raise BadFileError(
-                    f"{what} has data offsets {offsets!r} outside the file's {data_size} data bytes"
+                    f"{self.path} is truncated: tensor {name!r} needs data bytes up to "
+                    f"{offsets[1]}, the file holds {data_size}"
                 )
             ours = FROM_TAG.get(tag)
             dtype = numpy_dtype(ours) if ours is not None else None

@@ -45,12 +45,12 @@ DTYPES = frozenset(row.tag for row in TABLE)
 
 
 def _unsafe_detail(message: str) -> str:
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", message)
     if found:
         return f"it calls {found.group(1)}"
     found = re.search(r"Unsupported operand (\S+)", message)
     if found:
-        return f"it uses pickle opcode {found.group(1)}"
+        return f"it uses pickle opcode {found.group(1)}, which weights_only=True does not allow"
     return "it needs more than tensors and plain containers"
 
 
