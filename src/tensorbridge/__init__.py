@@ -6,10 +6,10 @@ array([1., 1.], dtype=float32)
 """
 
 from ._api import explain, to_numpy, to_torch
-from ._memory import shares_memory
-from ._python import item, to_python
 from ._errors import ConversionError, CopyRequiredError, LossyConversionError, UnsupportedInputError
+from ._memory import shares_memory
 from ._plan import Plan
+from ._python import item, to_python
 
 __all__ = [
     "ConversionError",

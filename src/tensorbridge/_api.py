@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from . import _leaves
+from ._dtypes import TABLE, DType
 from ._errors import ConversionError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
-from ._dtypes import TABLE, DType
 from ._options import DEFAULT, Options, numpy_options, torch_options
 from ._plan import Plan, Step, run
 from ._tree import leaves_with_paths, walk, walk_with_paths
@@ -31,6 +31,7 @@ _ndarray = np.ndarray
 
 def _carrier_view(row: DType) -> Callable[[torch.Tensor], np.ndarray]:
     carrier, np_dtype = row.torch_carrier, row.numpy
+    assert carrier is not None
 
     def view(t: torch.Tensor) -> np.ndarray:
         return t.view(carrier).numpy().view(np_dtype)
@@ -40,6 +41,7 @@ def _carrier_view(row: DType) -> Callable[[torch.Tensor], np.ndarray]:
 
 def _carrier_wrap(row: DType) -> Callable[[np.ndarray], torch.Tensor]:
     carrier, torch_dtype = row.numpy_carrier, row.torch
+    assert carrier is not None
 
     def wrap(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a.view(carrier)).view(torch_dtype)
@@ -153,18 +155,17 @@ def _run_batches(pending: list[_Pending]) -> None:
     groups: dict[tuple[Any, ...], list[_Pending]] = {}
     for p in pending:
         o = p.batch.arg
-        key = ("host",) if p.batch.batch == "to_host" else (o.device, o.non_blocking, o.pin_memory)
+        key: tuple[Any, ...] = ("host", False, False)
+        if p.batch.batch == "to_device":
+            key = (o.device, o.non_blocking, o.pin_memory)
         groups.setdefault(key, []).append(p)
     for key, group in groups.items():
         values = [p.value for p in group]
         if key[0] == "host":
             moved = _transfer.to_host(values)
         else:
-            device, non_blocking, pin_memory = key
-            moved = _transfer.to_device(
-                values, device, non_blocking=non_blocking, pin_memory=pin_memory
-            )
-        for p, value in zip(group, moved):
+            moved = _transfer.to_device(values, key[0], non_blocking=key[1], pin_memory=key[2])
+        for p, value in zip(group, moved, strict=True):
             p.value = run(tuple(p.after), value)
 
 
@@ -176,8 +177,10 @@ def _convert(obj: Any, o: Options, leaf: Any, to: str) -> Any:
     kind = kind_of(obj)
     if kind in LEAF_KINDS:
         return leaf(obj, o, None)
-    if kind is Kind.PY_SCALAR or kind is Kind.BYTES or (
-        kind is Kind.SEQUENCE and _leaves.all_numbers(obj)
+    if (
+        kind is Kind.PY_SCALAR
+        or kind is Kind.BYTES
+        or (kind is Kind.SEQUENCE and _leaves.all_numbers(obj))
     ):
         steps, value = (_leaves.plan_numpy if to == "numpy" else _leaves.plan_torch)(
             obj, kind, o, True
@@ -303,8 +306,11 @@ def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any)
     kind = kind_of(obj)
     if kind is Kind.TORCH and obj.is_nested:
         obj, kind = list(obj.unbind()), Kind.SEQUENCE
-    elif kind in LEAF_KINDS or kind is Kind.PY_SCALAR or kind is Kind.BYTES or (
-        kind is Kind.SEQUENCE and _leaves.all_numbers(obj)
+    elif (
+        kind in LEAF_KINDS
+        or kind is Kind.PY_SCALAR
+        or kind is Kind.BYTES
+        or (kind is Kind.SEQUENCE and _leaves.all_numbers(obj))
     ):
         return _leaf_plan(obj, kind, o, to, top=True)
     if kind not in CONTAINER_KINDS:
@@ -334,11 +340,16 @@ def _container_plan(
     from . import _transfer
 
     leaves = {path: Plan.from_steps(to, describe(x), tuple(s)) for path, (x, s) in planned.items()}
-    steps = [f"convert {len(leaves)} leaves" + (f", pass {passed} through unchanged" if passed else "")]
+    steps = [
+        f"convert {len(leaves)} leaves" + (f", pass {passed} through unchanged" if passed else "")
+    ]
     syncs = any(p.syncs_device for p in leaves.values())
     for batch in ("to_host", "to_device"):
         moved = [
-            (p, x, st, i) for p, (x, st) in planned.items() for i, s in enumerate(st) if s.batch == batch
+            (p, x, st, i)
+            for p, (x, st) in planned.items()
+            for i, s in enumerate(st)
+            if s.batch == batch
         ]
         if not moved:
             continue
@@ -395,7 +406,15 @@ def _torch_dtype_of(a: np.ndarray) -> torch.dtype:
 
 
 def _torch_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    allowed = ("dtype", "float_dtype", "copy", "device", "requires_grad", "pin_memory", "non_blocking")
+    allowed = (
+        "dtype",
+        "float_dtype",
+        "copy",
+        "device",
+        "requires_grad",
+        "pin_memory",
+        "non_blocking",
+    )
     unknown = set(kwargs) - set(allowed)
     if unknown:
         raise TypeError(f"explain(to='torch') got unexpected keyword(s) {sorted(unknown)}")
@@ -403,4 +422,3 @@ def _torch_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     full.update(pin_memory=False, non_blocking=False)
     full.update(kwargs)
     return full
-

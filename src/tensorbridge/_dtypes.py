@@ -18,7 +18,10 @@ import ml_dtypes
 import numpy as np
 import torch
 
-__all__ = ["DType", "TABLE", "by_numpy", "by_torch", "numpy_dtype", "torch_dtype"]
+__all__ = ["TABLE", "DType", "by_numpy", "by_torch", "numpy_dtype", "torch_dtype"]
+
+
+_TorchDType = torch.dtype  # the field below named ``torch`` shadows the module in annotations
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class DType:
     torch: torch.dtype
     numpy: np.dtype[Any]
     kind: str  # "b" bool, "i" signed, "u" unsigned, "f" real floating, "c" complex
-    torch_carrier: torch.dtype | None = None  # set when NumPy has no native form
+    torch_carrier: _TorchDType | None = None  # set when NumPy has no native form
     numpy_carrier: np.dtype[Any] | None = None
 
     @property
@@ -85,7 +88,9 @@ def _build() -> tuple[DType, ...]:
         tdt = getattr(torch, tag, None)
         mdt = getattr(ml_dtypes, tag, None)
         if tdt is not None and mdt is not None:
-            rows.append(DType(tag, tdt, np.dtype(mdt), kind, getattr(torch, carrier), np.dtype(carrier)))
+            rows.append(
+                DType(tag, tdt, np.dtype(mdt), kind, getattr(torch, carrier), np.dtype(carrier))
+            )
     return tuple(rows)
 
 
@@ -101,7 +106,7 @@ def by_torch(dtype: torch.dtype) -> DType | None:
 
 
 def by_numpy(dtype: np.dtype[Any]) -> DType | None:
-    """The row for a NumPy dtype in native byte order, or ``None`` (longdouble, str, object, ...)."""
+    """The row for a native-byte-order NumPy dtype, or ``None`` (longdouble, str, object, ...)."""
     return _BY_NUMPY.get(dtype)
 
 

@@ -6,6 +6,7 @@ container), why it cannot convert, and the argument or call that fixes it.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 
@@ -47,7 +48,9 @@ def describe(obj: Any) -> str:
     'numpy.ndarray(dtype=float32, shape=(2, 3))'
     """
     cls = type(obj)
-    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
     name = name.replace("torch.nn.parameter.", "torch.nn.").replace("numpy.ma.core.", "numpy.ma.")
     parts = []
     dtype = getattr(obj, "dtype", None)
@@ -55,10 +58,8 @@ def describe(obj: Any) -> str:
         parts.append(f"dtype={dtype}")
     shape = getattr(obj, "shape", None)
     if shape is not None and not callable(shape):
-        try:
+        with contextlib.suppress(TypeError):
             parts.append(f"shape={tuple(shape)}")
-        except TypeError:
-            pass
     device = getattr(obj, "device", None)
     if device is not None and not callable(device):
         parts.append(f"device={device}")

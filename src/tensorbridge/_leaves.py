@@ -180,8 +180,9 @@ def plan_torch(obj: Any, kind: Kind, o: Options, top: bool = False) -> tuple[lis
 def _no_copy_rule(o: Options, prefix: list[Step]) -> Options:
     """After a copying prefix, ``copy=True`` is already satisfied."""
     if o.copy and any(s.copies for s in prefix):
-        return Options(o.dtype, o.float_dtype, None, o.device, o.requires_grad, o.pin_memory,
-                       o.non_blocking)
+        return Options(
+            o.dtype, o.float_dtype, None, o.device, o.requires_grad, o.pin_memory, o.non_blocking
+        )
     return o
 
 

@@ -52,9 +52,7 @@ def _as_array(x: Any) -> np.ndarray | torch.Tensor | None:
 
         value = _dlpack(x, "numpy")
         return value if isinstance(value, np.ndarray) else _as_array(value)
-    raise UnsupportedInputError(
-        f"shares_memory() compares tensors and arrays, not {describe(x)}"
-    )
+    raise UnsupportedInputError(f"shares_memory() compares tensors and arrays, not {describe(x)}")
 
 
 def _device_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -65,7 +63,7 @@ def _device_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
 
     def extent(t: torch.Tensor) -> tuple[int, int]:
         start = t.data_ptr()
-        last = sum((n - 1) * s for n, s in zip(t.shape, t.stride())) * t.element_size()
+        last = sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True)) * t.element_size()
         return start, start + last + t.element_size()
 
     (a0, a1), (b0, b1) = extent(a), extent(b)
@@ -90,4 +88,4 @@ def shares_memory(a: Any, b: Any, /) -> bool:
         if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
             return _device_overlap(x, y)
         return False  # one on an accelerator, one in host memory
-    return bool(np.shares_memory(x, y, max_work=None))
+    return bool(np.shares_memory(x, y))  # the default max_work solves exactly

@@ -27,7 +27,7 @@ def tensor_nbytes(t: torch.Tensor) -> int:
 
 
 def torch_kind(dt: torch.dtype) -> str:
-    """"b", "i", "u", "f" or "c" for a PyTorch dtype (quantized dtypes count as "i")."""
+    """ "b", "i", "u", "f" or "c" for a PyTorch dtype (quantized dtypes count as "i")."""
     row = by_torch(dt)
     if row is not None:
         return row.kind
@@ -198,7 +198,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                 batch="to_host",
             )
         )
-    elif strided and row.kind == "c" and t.is_conj() or strided and t.is_neg():
+    elif (strided and row.kind == "c" and t.is_conj()) or (strided and t.is_neg()):
         bit = "negative" if t.is_neg() else "conjugate"
         steps.append(
             Step(

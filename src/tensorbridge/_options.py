@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._dtypes import numpy_dtype, torch_dtype
@@ -50,9 +49,8 @@ class Options:
 
 def _check_copy(copy: Any) -> bool | None:
     if copy is None or copy is True or copy is False:
-        return copy  # type: ignore[no-any-return]
+        return copy
     raise TypeError(f"copy must be None, True or False, not {copy!r}")
-
 
 
 DEFAULT = Options()
@@ -94,7 +92,7 @@ def torch_options(
     pin_memory: bool,
     non_blocking: bool,
 ) -> Options:
-    """Options for ``to_torch``: dtypes resolved to PyTorch dtypes, the device to ``torch.device``."""
+    """Options for ``to_torch``: dtypes as PyTorch dtypes, the device as ``torch.device``."""
     if (
         dtype is None
         and float_dtype is None

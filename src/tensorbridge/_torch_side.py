@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._dtypes import TABLE, DType, by_numpy, numpy_dtype, quietly
+from ._dtypes import TABLE, DType, by_numpy, by_torch, numpy_dtype, quietly
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._numpy_side import check_not_lossy_cast, dtype_kind, tensor_nbytes, torch_kind
 from ._options import Options
 from ._plan import Step, format_bytes
 
 _ALIGNED, _WRITEABLE = 0x100, 0x400  # NPY_ARRAY_* flag bits
+
 
 def _const(_: Any, value: Any) -> Any:
     return value
@@ -105,7 +106,7 @@ _REQUIRES_GRAD = Step("make the result require grad (no copy)", _requires_grad)
 def _unobject(a: np.ndarray) -> np.ndarray:
     """The numeric array an object array of numbers or same-shaped arrays stands for."""
     items = a.ravel().tolist() if a.size else []
-    if items and all(isinstance(x, np.ndarray) or isinstance(x, torch.Tensor) for x in items):
+    if items and all(isinstance(x, (np.ndarray, torch.Tensor)) for x in items):
         from ._api import to_numpy
 
         parts = [to_numpy(x) for x in items]
@@ -225,7 +226,9 @@ def plan_array(a: np.ndarray, o: Options) -> list[Step]:
         nbytes = a.nbytes
         steps.append(
             Step(
-                lambda: f"copy to a native, positive-stride array ({format_bytes(nbytes)}): {why()}",
+                lambda: (
+                    f"copy to a native, positive-stride array ({format_bytes(nbytes)}): {why()}"
+                ),
                 _native_copy,
                 native,
                 nbytes=nbytes,
@@ -252,6 +255,7 @@ def _tail(steps: list[Step], row: DType, a: np.ndarray, o: Options) -> list[Step
     nbytes = a.size * row.itemsize
     final = row.torch
     if target is not None and target != row.torch:
+        check_castable(target, a)
         check_not_lossy_cast(row.kind, target, a)
         nbytes = a.size * target.itemsize
         steps.append(_cast_step(row.torch, target, nbytes))
@@ -262,6 +266,16 @@ def _tail(steps: list[Step], row: DType, a: np.ndarray, o: Options) -> list[Step
     elif o.pin_memory:
         steps.append(_pin_step(nbytes))
     return _finish(steps, final, nbytes, o, a)
+
+
+def check_castable(target: torch.dtype, subject: Any) -> None:
+    """Refuse cast targets that hold no plain values (quantized, packed sub-byte dtypes)."""
+    if by_torch(target) is None:
+        raise UnsupportedInputError(
+            f"{describe(subject)} cannot be cast to dtype={target}: it is not a plain value dtype "
+            f"(quantized dtypes need a scale and zero point: convert first, then call "
+            f"torch.quantize_per_tensor(x, scale, zero_point, {target}))"
+        )
 
 
 def _cast_step(source: torch.dtype, target: torch.dtype, nbytes: int) -> Step:
@@ -368,6 +382,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
     target = o.target_dtype(kind)
     final = dtype
     if target is not None and target != dtype:
+        check_castable(target, t)
         check_not_lossy_cast(kind, target, t)
         nbytes = t.numel() * target.itemsize
         steps.append(_cast_step(dtype, target, nbytes))

@@ -34,7 +34,7 @@ def children(obj: Any, kind: Kind) -> tuple[list[str], list[Any], Callable[[list
         values = [obj[k] for k in keys]
 
         def rebuild_mapping(new: list[Any]) -> Any:
-            items = dict(zip(keys, new))
+            items = dict(zip(keys, new, strict=True))
             if cls is dict:
                 return items
             try:
@@ -50,7 +50,7 @@ def children(obj: Any, kind: Kind) -> tuple[list[str], list[Any], Callable[[list
 
         def rebuild_dataclass(new: list[Any]) -> Any:
             out = copy.copy(obj)
-            for name, value in zip(names, new):
+            for name, value in zip(names, new, strict=True):
                 object.__setattr__(out, name, value)  # frozen dataclasses too
             return out
 
@@ -94,7 +94,9 @@ def walk_with_paths(obj: Any, fn: PathLeafFn, path: str = "obj") -> Any:
     if kind not in CONTAINER_KINDS:
         return fn(obj, kind, path)
     suffixes, values, rebuild = children(obj, kind)
-    return rebuild([walk_with_paths(v, fn, path + s) for s, v in zip(suffixes, values)])
+    return rebuild(
+        [walk_with_paths(v, fn, path + s) for s, v in zip(suffixes, values, strict=True)]
+    )
 
 
 def leaves_with_paths(obj: Any, path: str = "obj") -> Iterator[tuple[str, Any, Kind]]:
@@ -104,5 +106,5 @@ def leaves_with_paths(obj: Any, path: str = "obj") -> Iterator[tuple[str, Any, K
         yield path, obj, kind
         return
     suffixes, values, _ = children(obj, kind)
-    for s, v in zip(suffixes, values):
+    for s, v in zip(suffixes, values, strict=True):
         yield from leaves_with_paths(v, path + s)

@@ -69,19 +69,31 @@ def _bf16_to_f32(nbytes: int) -> tuple[Any, Callable[[], Any], np.ndarray]:
     return t, lambda: tb.to_numpy(t, dtype=np.float32), t.view(torch.int16).numpy()
 
 
+def _np_f64_to_f32(nbytes: int) -> tuple[Any, Callable[[], Any], np.ndarray]:
+    a = np.ones(nbytes // 8, dtype=np.float64)
+    return a, lambda: tb.to_torch(a, dtype=torch.float32), a
+
+
+def _np_copy(nbytes: int) -> tuple[Any, Callable[[], Any], np.ndarray]:
+    a = np.ones(nbytes // 4, dtype=np.float32)
+    return a, lambda: tb.to_torch(a, copy=True), a
+
+
 COPIES: list[tuple[str, str, Setup]] = [
     ("big-endian ndarray → torch", "tb.to_torch(a)", _big_endian),
     ("negative-stride ndarray → torch", "tb.to_torch(a[::-1])", _negative_strides),
     ("conjugate-bit tensor → numpy", "tb.to_numpy(t.conj())", _conj),
-    ("float64 tensor → float32", "tb.to_numpy(t, dtype=np.float32)", _f64_to_f32),
-    ("bfloat16 tensor → float32", "tb.to_numpy(t, dtype=np.float32)", _bf16_to_f32),
+    ("float64 tensor → float32 ndarray", "tb.to_numpy(t, dtype=np.float32)", _f64_to_f32),
+    ("bfloat16 tensor → float32 ndarray", "tb.to_numpy(t, dtype=np.float32)", _bf16_to_f32),
+    ("float64 ndarray → float32 tensor", "tb.to_torch(a, dtype=torch.float32)", _np_f64_to_f32),
+    ("ndarray → torch, copy=True", "tb.to_torch(a, copy=True)", _np_copy),
 ]
 
 
 def _copy_measure(setup: Setup) -> Callable[[Config], Comparison]:
     def measure(cfg: Config) -> Comparison:
         _, ours, same_bytes = setup(cfg.bulk_bytes)
-        c = cfg.compare(ours, same_bytes.copy)
+        c = cfg.compare(ours, lambda: same_bytes.copy())
         gbs = same_bytes.nbytes / c.a_s / 1e9
         return dataclasses.replace(c, extra={"input_GB_per_s": gbs})
 
@@ -92,7 +104,7 @@ def _transpose(cfg: Config) -> Comparison:
     side = int((cfg.bulk_bytes // 4) ** 0.5)
     t = torch.ones(side, side)
     tt = t.T
-    c = cfg.compare(lambda: tb.to_numpy(tt, copy=True), tt.contiguous)
+    c = cfg.compare(lambda: tb.to_numpy(tt, copy=True), lambda: tt.contiguous())
     return dataclasses.replace(c, extra={"input_GB_per_s": t.nbytes / c.a_s / 1e9})
 
 
