@@ -8,7 +8,6 @@ object; ``tests/test_explain.py`` checks that they agree with ``explain``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -17,11 +16,11 @@ import torch
 
 from . import _leaves
 from ._dtypes import TABLE, DType
-from ._errors import ConversionError, describe
+from ._errors import ConversionError
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._options import DEFAULT, Options, numpy_options, torch_options
 from ._plan import Plan, Step, run
-from ._tree import leaves_with_paths, walk, walk_with_paths
+from ._tree import visit, walk, walk_with_paths
 
 __all__ = ["explain", "to_numpy", "to_torch"]
 
@@ -203,7 +202,7 @@ def _convert(obj: Any, o: Options, leaf: Any, to: str) -> Any:
 def _locate_error(obj: Any, o: Options, leaf: Any) -> None:
     """Convert again, leaf by leaf, to re-raise the first error with the leaf's path."""
 
-    def convert_at(x: Any, k: Kind, path: str) -> Any:
+    def convert_at(x: Any, k: str, path: str) -> Any:
         try:
             return leaf(x, o, [])
         except ConversionError as e:
@@ -282,11 +281,11 @@ def to_torch(
 # --- explain -------------------------------------------------------------------------------
 
 
-def _leaf_plan(obj: Any, kind: Kind, o: Options, to: str, top: bool) -> Plan:
+def _leaf_plan(obj: Any, kind: str, o: Options, to: str, top: bool) -> Plan:
     """The plan of a single top-level leaf."""
     planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
     steps, _ = planner(obj, kind, o, top)
-    return Plan.from_steps(to, describe(obj), tuple(steps))
+    return Plan.from_steps(to, obj, steps)
 
 
 def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any) -> Plan:
@@ -318,18 +317,22 @@ def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any)
     planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
     planned: dict[str, tuple[Any, list[Step]]] = {}
     passed = 0
-    for path, leaf, leaf_kind in leaves_with_paths(obj):
-        parts = [(path, leaf)]
-        if leaf_kind is Kind.TORCH and leaf.is_nested:
-            parts = [(f"{path}[{i}]", part) for i, part in enumerate(leaf.unbind())]
-        elif leaf_kind not in LEAF_KINDS:
+
+    def plan_leaf(leaf: Any, leaf_kind: str, path: str) -> None:
+        nonlocal passed
+        if leaf_kind not in LEAF_KINDS:
             passed += 1
-            continue
-        for part_path, part in parts:
-            try:
-                planned[part_path] = (part, planner(part, kind_of(part), o, False)[0])
-            except ConversionError as e:
-                raise e.at(part_path) from None
+            return
+        if leaf_kind is Kind.TORCH and leaf.is_nested:
+            for i, part in enumerate(leaf.unbind()):
+                plan_leaf(part, leaf_kind, f"{path}[{i}]")
+            return
+        try:
+            planned[path] = (leaf, planner(leaf, leaf_kind, o, False)[0])
+        except ConversionError as e:
+            raise e.at(path) from None
+
+    visit(obj, plan_leaf)
     return _container_plan(obj, to, planned, passed, o)
 
 
@@ -339,12 +342,13 @@ def _container_plan(
     """Totals over the leaves, with the device transfers planned as the batches that run."""
     from . import _transfer
 
-    leaves = {path: Plan.from_steps(to, describe(x), tuple(s)) for path, (x, s) in planned.items()}
+    leaves = {path: Plan.from_steps(to, x, s) for path, (x, s) in planned.items()}
     steps = [
         f"convert {len(leaves)} leaves" + (f", pass {passed} through unchanged" if passed else "")
     ]
     syncs = any(p.syncs_device for p in leaves.values())
-    for batch in ("to_host", "to_device"):
+    to_device = o.device is not None and o.device.type != "cpu"
+    for batch in ("to_host", "to_device") if syncs or to_device else ():
         moved = [
             (p, x, st, i)
             for p, (x, st) in planned.items()
@@ -367,12 +371,7 @@ def _container_plan(
             step = leaf_steps[at]
             extra = (plan.leaf_copies[i] if plan.leaf_copies else 1) - 1  # packing passes
             if extra:
-                leaf = leaves[path]
-                leaves[path] = dataclasses.replace(
-                    leaf,
-                    copies=leaf.copies + extra,
-                    bytes_copied=leaf.bytes_copied + extra * step.nbytes,
-                )
+                leaves[path] = leaves[path].with_extra_copies(extra, step.nbytes)
     copies = sum(p.copies for p in leaves.values())
     return Plan(
         target=to,

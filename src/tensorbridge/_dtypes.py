@@ -11,7 +11,7 @@ Newer dtypes are gated with ``getattr`` so the table builds on every supported v
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import ml_dtypes
@@ -39,9 +39,10 @@ class DType:
     torch_carrier: _TorchDType | None = None  # set when NumPy has no native form
     numpy_carrier: np.dtype[Any] | None = None
 
-    @property
-    def itemsize(self) -> int:
-        return self.numpy.itemsize
+    itemsize: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "itemsize", self.numpy.itemsize)
 
     @property
     def native(self) -> bool:

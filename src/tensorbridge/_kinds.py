@@ -8,7 +8,6 @@ by importing them.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +19,9 @@ import torch
 NAMESPACE = "tensorbridge"  # optree namespace: nodes registered here (or globally) are walked
 
 
-class Kind(enum.Enum):
+class Kind:
+    """The kinds, as interned strings: cheap to hash in the per-leaf set lookups."""
+
     TORCH = "torch.Tensor"
     NUMPY = "numpy.ndarray"
     NUMPY_SCALAR = "numpy scalar"
@@ -38,7 +39,7 @@ class Kind(enum.Enum):
     UNKNOWN = "unknown object"
 
 
-_cache: dict[type, Kind] = {}
+_cache: dict[type, str] = {}
 _lock = threading.Lock()
 # Kinds that depend on the optree registry, which the user may change at any time: not cached.
 _UNCACHED = frozenset({Kind.DATACLASS, Kind.MAPPING, Kind.UNKNOWN})
@@ -52,7 +53,7 @@ def _has_buffer(obj: Any) -> bool:
     return True
 
 
-def _classify(obj: Any) -> Kind:
+def _classify(obj: Any) -> str:
     cls = type(obj)
     if issubclass(cls, torch.Tensor):
         return Kind.TORCH
@@ -85,11 +86,11 @@ def _classify(obj: Any) -> Kind:
     return Kind.UNKNOWN
 
 
-def kind_of(obj: Any) -> Kind:
+def kind_of(obj: Any) -> str:
     """The kind of ``obj``: one dict lookup for every type seen before.
 
     >>> kind_of(np.zeros(2)), kind_of([1, 2]), kind_of("a")
-    (<Kind.NUMPY: 'numpy.ndarray'>, <Kind.SEQUENCE: 'list or tuple'>, <Kind.STR: 'str'>)
+    ('numpy.ndarray', 'list or tuple', 'str')
     """
     kind = _cache.get(type(obj))
     if kind is None:

@@ -84,7 +84,7 @@ def _dlpack(obj: Any, to: str) -> np.ndarray | torch.Tensor:
     return torch.from_dlpack(obj)
 
 
-def adapt(obj: Any, kind: Kind, to: str, top: bool) -> tuple[list[Step], Any]:
+def adapt(obj: Any, kind: str, to: str, top: bool) -> tuple[list[Step], Any]:
     """Prefix steps and the tensor or ndarray that ``obj`` becomes before planning proper."""
     if kind is Kind.NUMPY_SCALAR:
         a = np.asarray(obj)
@@ -125,7 +125,7 @@ def adapt(obj: Any, kind: Kind, to: str, top: bool) -> tuple[list[Step], Any]:
     raise unsupported(obj, kind, top)
 
 
-def unsupported(obj: Any, kind: Kind, top: bool) -> UnsupportedInputError:
+def unsupported(obj: Any, kind: str, top: bool) -> UnsupportedInputError:
     if kind is Kind.STR:
         return UnsupportedInputError(
             f"{describe(obj)}: a string has no array form; parse it first "
@@ -138,29 +138,34 @@ def unsupported(obj: Any, kind: Kind, top: bool) -> UnsupportedInputError:
     )
 
 
-def plan_numpy(obj: Any, kind: Kind, o: Options, top: bool = False) -> tuple[list[Step], Any]:
+def plan_numpy(obj: Any, kind: str, o: Options, top: bool = False) -> tuple[list[Step], Any]:
     """The full plan for one leaf going to NumPy, and the value the plan starts from."""
-    start = obj
     if kind is Kind.TORCH:
+        value = obj
         steps = _numpy_side.plan_tensor(obj, o)
-        nbytes = obj.numel() * obj.element_size()
     elif kind is Kind.NUMPY:
+        value = obj
         steps = _numpy_side.plan_array(obj, o)
-        nbytes = obj.nbytes
     else:
-        prefix, value = adapt(obj, kind, "numpy", top)
+        steps, value = adapt(obj, kind, "numpy", top)
         if isinstance(value, torch.Tensor):
-            rest = _numpy_side.plan_tensor(value, o)
-            nbytes = value.numel() * value.element_size()
+            steps += _numpy_side.plan_tensor(value, o)
         else:
-            rest = _numpy_side.plan_array(value, o)
-            nbytes = value.nbytes
-        steps = prefix + rest
-    check_copy(steps, o, obj)
-    return _numpy_side.finish(steps, o, nbytes), start
+            steps += _numpy_side.plan_array(value, o)
+    if o.copy is not None:
+        if o.copy:
+            nbytes = value.nbytes if isinstance(value, np.ndarray) else _tensor_nbytes(value)
+            _numpy_side.finish(steps, o, nbytes)
+        else:
+            check_copy(steps, o, obj)
+    return steps, obj
 
 
-def plan_torch(obj: Any, kind: Kind, o: Options, top: bool = False) -> tuple[list[Step], Any]:
+def _tensor_nbytes(t: torch.Tensor) -> int:
+    return int(t.numel() * t.element_size())
+
+
+def plan_torch(obj: Any, kind: str, o: Options, top: bool = False) -> tuple[list[Step], Any]:
     """The full plan for one leaf going to PyTorch, and the value the plan starts from."""
     if kind is Kind.TORCH:
         steps = _torch_side.plan_tensor(obj, o)
@@ -173,7 +178,8 @@ def plan_torch(obj: Any, kind: Kind, o: Options, top: bool = False) -> tuple[lis
         else:
             rest = _torch_side.plan_array(value, _no_copy_rule(o, prefix))
         steps = prefix + rest
-    check_copy(steps, o, obj)
+    if o.copy is False:
+        check_copy(steps, o, obj)
     return steps, obj
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._dtypes import TABLE, DType, by_numpy, by_torch, quietly
+from ._dtypes import _BY_TORCH, TABLE, DType, by_numpy, by_torch, quietly
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._options import Options
 from ._plan import Step, format_bytes
@@ -176,7 +176,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
             )
         )
         dtype = torch.float32
-    row = by_torch(dtype)
+    row = _BY_TORCH.get(dtype)
     if row is None:
         raise _unsupported_dtype(t, dtype)
     nbytes = t.numel() * row.itemsize

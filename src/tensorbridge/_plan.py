@@ -6,8 +6,7 @@ conversion runs them in order and ``explain`` reports them, so what is explained
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["Plan", "Step", "format_bytes"]
@@ -85,42 +84,103 @@ def format_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-@dataclass(frozen=True)
 class Plan:
     """What a conversion does, step by step, without doing it.
 
     ``copies`` counts full passes over the data, ``bytes_copied`` the bytes those passes write;
     ``copies == 0`` exactly when the result shares memory with the input. For a container,
     ``leaves`` maps each converted leaf's path to its own plan and the numbers are totals.
+    ``input`` (a description of what is converted) and ``steps`` (one line per step) are
+    written when first read, so planning a large tree formats nothing it is not asked for.
 
     >>> import torch, tensorbridge as tb
     >>> print(tb.explain(torch.zeros(2, requires_grad=True)))
-    to numpy: torch.Tensor(dtype=torch.float32, shape=(2,))
+    to numpy: torch.Tensor(dtype=torch.float32, shape=(2,), device=cpu)
       1. detach from autograd (no copy)
       2. view as numpy.ndarray float32 (no copy)
       = 0 copies, 0 B copied, shares memory, no device sync
     """
 
-    target: str
-    input: str
-    steps: tuple[str, ...]
-    copies: int
-    bytes_copied: int
-    shares_memory: bool
-    syncs_device: bool
-    leaves: Mapping[str, Plan] = field(default_factory=dict)
+    __slots__ = (
+        "_input",
+        "_steps",
+        "bytes_copied",
+        "copies",
+        "leaves",
+        "shares_memory",
+        "syncs_device",
+        "target",
+    )
+
+    def __init__(
+        self,
+        target: str,
+        input: Any,
+        steps: Sequence[str | Step],
+        copies: int,
+        bytes_copied: int,
+        shares_memory: bool,
+        syncs_device: bool,
+        leaves: Mapping[str, Plan] | None = None,
+    ) -> None:
+        self.target = target
+        self._input = input
+        self._steps = steps
+        self.copies = copies
+        self.bytes_copied = bytes_copied
+        self.shares_memory = shares_memory
+        self.syncs_device = syncs_device
+        self.leaves: Mapping[str, Plan] = {} if leaves is None else leaves
 
     @classmethod
-    def from_steps(cls, target: str, input: str, steps: tuple[Step, ...]) -> Plan:
-        copies = sum(s.copies for s in steps)
-        return cls(
-            target=target,
-            input=input,
-            steps=tuple(s.text for s in steps),
-            copies=copies,
-            bytes_copied=sum(s.nbytes for s in steps if s.copies),
-            shares_memory=copies == 0,
-            syncs_device=any(s.syncs for s in steps),
+    def from_steps(
+        cls, target: str, input: Any, steps: Sequence[Step]
+    ) -> Plan:
+        copies = nbytes = 0
+        syncs = False
+        for s in steps:
+            if s.copies:
+                copies += s.copies
+                nbytes += s.nbytes
+            syncs = syncs or s.syncs
+        return cls(target, input, steps, copies, nbytes, copies == 0, syncs)
+
+    @property
+    def input(self) -> str:
+        """What is converted: type, dtype, shape and device (or the container's type)."""
+        if not isinstance(self._input, str):
+            from ._errors import describe
+
+            self._input = describe(self._input)  # the input itself, described when first read
+        return self._input
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The steps in order, one line each."""
+        if type(self._steps) is not tuple or not all(isinstance(s, str) for s in self._steps):
+            self._steps = tuple(s if isinstance(s, str) else s.text for s in self._steps)
+        return self._steps  # type: ignore[return-value]
+
+    def with_extra_copies(self, extra: int, nbytes: int) -> Plan:
+        """The same plan with ``extra`` more passes of ``nbytes`` each (batched packing)."""
+        copies = self.copies + extra
+        return Plan(
+            self.target,
+            self._input,
+            self._steps,
+            copies,
+            self.bytes_copied + extra * nbytes,
+            copies == 0,
+            self.syncs_device,
+            self.leaves,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Plan(target={self.target!r}, input={self.input!r}, steps={self.steps!r}, "
+            f"copies={self.copies}, bytes_copied={self.bytes_copied}, "
+            f"shares_memory={self.shares_memory}, syncs_device={self.syncs_device}, "
+            f"leaves={len(self.leaves)})"
         )
 
     def __str__(self) -> str:

@@ -23,7 +23,7 @@ def _widen_ml(a: np.ndarray) -> np.ndarray:
     return a.astype(np.complex64 if row.kind == "c" else np.float32)
 
 
-def _leaf_to_python(obj: Any, kind: Kind) -> Any:
+def _leaf_to_python(obj: Any, kind: str) -> Any:
     if kind is Kind.NUMPY_SCALAR:
         return _widen_ml(np.asarray(obj)).item()
     if kind in LEAF_KINDS:
@@ -48,7 +48,7 @@ def to_python(obj: Any, /) -> Any:
         return walk(obj, lambda x: _leaf_to_python(x, kind_of(x)))
     except ConversionError:
 
-        def at(x: Any, k: Kind, path: str) -> Any:
+        def at(x: Any, k: str, path: str) -> Any:
             try:
                 return _leaf_to_python(x, k)
             except ConversionError as e:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,14 +19,16 @@ import torch
 
 from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of
 
-PathLeafFn = Callable[[Any, Kind, str], Any]
+PathLeafFn = Callable[[Any, str, str], Any]
 
 
 def _key_text(key: Any) -> str:
+    if type(key) is str and key.isprintable() and '"' not in key and "\\" not in key:
+        return '["' + key + '"]'
     return f"[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
 
 
-def children(obj: Any, kind: Kind) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
+def children(obj: Any, kind: str) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
     """One level of a container: path suffixes, child values, and a function rebuilding it."""
     cls = type(obj)
     if cls is dict or kind is Kind.MAPPING:
@@ -42,7 +44,11 @@ def children(obj: Any, kind: Kind) -> tuple[list[str], list[Any], Callable[[list
             except TypeError:
                 return items  # a read-only mapping type that cannot be built from items
 
-        return [_key_text(k) for k in keys], values, rebuild_mapping
+        return (
+            [_key_text(k) if type(k) is str else f"[{k!r}]" for k in keys],
+            values,
+            rebuild_mapping,
+        )
     if kind is Kind.SEQUENCE:
         return [f"[{i}]" for i in range(len(obj))], list(obj), cls
     if kind is Kind.DATACLASS:
@@ -99,12 +105,21 @@ def walk_with_paths(obj: Any, fn: PathLeafFn, path: str = "obj") -> Any:
     )
 
 
-def leaves_with_paths(obj: Any, path: str = "obj") -> Iterator[tuple[str, Any, Kind]]:
-    """Every non-container value of ``obj`` with its path and kind, in walking order."""
+def visit(obj: Any, fn: PathLeafFn, path: str = "obj") -> None:
+    """Call ``fn(leaf, kind, path)`` for every non-container value of ``obj``, in walking order."""
+    cls = type(obj)
+    if cls is dict:
+        for k, v in obj.items():
+            sub = path + (_key_text(k) if type(k) is str else f"[{k!r}]")
+            if type(v) in _LEAF_TYPES:
+                fn(v, kind_of(v), sub)
+            else:
+                visit(v, fn, sub)
+        return
     kind = kind_of(obj)
     if kind not in CONTAINER_KINDS:
-        yield path, obj, kind
+        fn(obj, kind, path)
         return
     suffixes, values, _ = children(obj, kind)
     for s, v in zip(suffixes, values, strict=True):
-        yield from leaves_with_paths(v, path + s)
+        visit(v, fn, path + s)
