@@ -53,8 +53,23 @@ def _carrier_wrap(row: DType) -> Callable[[np.ndarray], torch.Tensor]:
 # complex32 is left to the planner (its conjugate bit needs a look); so are NumPy's complex
 # types going to PyTorch (their item size exceeds their alignment: the planner checks the
 # pointer).
+class _NotFast(Exception):
+    """Raised inside a fast path to hand the input to the planner (cheaper than PyTorch's own
+    exception, which formats a message and a C++ backtrace)."""
+
+
+def _complex_view(t: torch.Tensor) -> np.ndarray:
+    if t.is_conj():
+        raise _NotFast
+    return t.numpy()
+
+
 _FAST_VIEW: dict[Any, Callable[[torch.Tensor], np.ndarray]] = {
-    row.torch: torch.Tensor.numpy if row.native else _carrier_view(row)
+    row.torch: _complex_view
+    if row.kind == "c"
+    else torch.Tensor.numpy
+    if row.native
+    else _carrier_view(row)
     for row in TABLE
     if row.tag != "complex32"
 }
@@ -63,7 +78,17 @@ _FAST_WRAP: dict[Any, Callable[[np.ndarray], torch.Tensor]] = {
     for row in TABLE
     if row.kind != "c"
 }
-_FAST_FLAGS = 0x1 | 0x100 | 0x400  # C-contiguous, aligned, writeable (NPY_ARRAY_* bits)
+# The planner's outcome for an aligned ndarray whose only problems are byte order, negative
+# strides or read-only memory: one copy to a native, positive-stride array, then a view.
+_FAST_FIX: dict[Any, tuple[np.dtype[Any], Callable[[np.ndarray], torch.Tensor]]] = {}
+for _row in TABLE:
+    if _row.kind != "c":
+        _FAST_FIX[_row.numpy] = _FAST_FIX[_row.numpy.newbyteorder()] = (
+            _row.numpy,
+            _FAST_WRAP[_row.numpy],
+        )
+_ALIGNED, _WRITEABLE = 0x100, 0x400
+_FAST_FLAGS = 0x1 | _ALIGNED | _WRITEABLE  # C-contiguous, aligned, writeable (NPY_ARRAY_* bits)
 
 
 # --- one leaf ------------------------------------------------------------------------------
@@ -90,26 +115,26 @@ def _run_leaf(steps: list[Step], value: Any, pending: list[_Pending] | None) -> 
     return value
 
 
-def _numpy_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
-    if type(obj) is _Tensor and o is DEFAULT and obj.is_cpu:
+def _numpy_leaf(obj: Any, o: Options, pending: list[_Pending] | None, fast: bool = True) -> Any:
+    if fast and type(obj) is _Tensor and o is DEFAULT and obj.is_cpu:
         view = _FAST_VIEW.get(obj.dtype)
         if view is not None:
             try:
                 return view(obj.detach() if obj.requires_grad else obj)
-            except (RuntimeError, TypeError):
+            except (RuntimeError, TypeError, _NotFast):
                 pass  # conj/neg bit, sparse, nested, ...: the planner decides
     kind = kind_of(obj)
     if kind is Kind.TORCH:
         if obj.is_nested:
-            return [_numpy_leaf(x, o, pending) for x in obj.unbind()]
+            return [_numpy_leaf(x, o, pending, False) for x in obj.unbind()]
     elif kind not in LEAF_KINDS:
         return obj  # Python numbers, str, bytes, None and unknown objects pass through
     steps, value = _leaves.plan_numpy(obj, kind, o)
     return _run_leaf(steps, value, pending)
 
 
-def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
-    if type(obj) is _ndarray and o is DEFAULT:
+def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None, fast: bool = True) -> Any:
+    if fast and type(obj) is _ndarray and o is DEFAULT:
         wrap = _FAST_WRAP.get(obj.dtype)
         if wrap is not None and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS:
             try:
@@ -127,7 +152,7 @@ def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
 
 
 def _leaf_function(
-    leaf: Callable[[Any, Options, list[_Pending] | None], Any],
+    leaf: Callable[[Any, Options, list[_Pending] | None, bool], Any],
     o: Options,
     pending: list[_Pending],
 ) -> Callable[[Any], Any]:
@@ -140,12 +165,12 @@ def _leaf_function(
                 if view is not None:
                     try:
                         return view(x.detach() if x.requires_grad else x)
-                    except (RuntimeError, TypeError):
+                    except (RuntimeError, TypeError, _NotFast):
                         pass  # conj/neg bit, sparse, nested, ...: the planner decides
-            return _numpy_leaf(x, o, pending)
+            return _numpy_leaf(x, o, pending, False)
 
         return numpy_leaf
-    return lambda x: leaf(x, o, pending)
+    return lambda x: leaf(x, o, pending, True)
 
 
 def _run_batches(pending: list[_Pending]) -> None:
@@ -175,7 +200,7 @@ def _resolve_pending(leaf: Any) -> Any:
 def _convert(obj: Any, o: Options, leaf: Any, to: str) -> Any:
     kind = kind_of(obj)
     if kind in LEAF_KINDS:
-        return leaf(obj, o, None)
+        return leaf(obj, o, None, False)  # the caller has tried the fast path
     if (
         kind is Kind.PY_SCALAR
         or kind is Kind.BYTES
@@ -204,7 +229,7 @@ def _locate_error(obj: Any, o: Options, leaf: Any) -> None:
 
     def convert_at(x: Any, k: str, path: str) -> Any:
         try:
-            return leaf(x, o, [])
+            return leaf(x, o, [], True)
         except ConversionError as e:
             raise e.at(path) from None
 
@@ -230,7 +255,7 @@ def to_numpy(
             view = _FAST_VIEW.get(obj.dtype)  # only a tensor has a torch.dtype
             if view is not None:
                 return view(obj.detach() if obj.requires_grad else obj)
-        except (AttributeError, RuntimeError, TypeError):
+        except (AttributeError, RuntimeError, TypeError, _NotFast):
             pass  # no dtype, a conj/neg bit, another device or layout: the planner decides
     return _convert(obj, numpy_options(dtype, float_dtype, copy), _numpy_leaf, "numpy")
 
@@ -268,12 +293,25 @@ def to_torch(
         and requires_grad is None
         and not pin_memory
     ):
+        flags = obj.flags.num
         wrap = _FAST_WRAP.get(obj.dtype)
-        if wrap is not None and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS:
+        if wrap is not None and flags & _FAST_FLAGS == _FAST_FLAGS:
             try:
                 return wrap(obj)
             except (ValueError, TypeError):
                 pass  # a negative stride on a size-1 axis, a platform alias: the planner decides
+        else:
+            fix = _FAST_FIX.get(obj.dtype)
+            if (
+                fix is not None
+                and flags & _ALIGNED
+                and (
+                    not flags & _WRITEABLE
+                    or not obj.dtype.isnative
+                    or (obj.ndim and min(obj.strides) < 0)
+                )
+            ):
+                return fix[1](np.array(obj, dtype=fix[0], order="K"))
     o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
     return _convert(obj, o, _torch_leaf, "torch")
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._dtypes import _BY_TORCH, TABLE, DType, by_numpy, by_torch, quietly
+from ._dtypes import _BY_TORCH, TABLE, DType, by_numpy, by_torch, numpy_backed_empty, quietly
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._options import Options
 from ._plan import Step, format_bytes
@@ -69,7 +69,7 @@ def _dequantize(t: torch.Tensor, _: Any) -> torch.Tensor:
 
 def _resolved_copy(t: torch.Tensor) -> torch.Tensor:
     # One pass that writes the logical values of a conjugate- or negative-bit view.
-    return torch.empty_like(t).copy_(t)
+    return numpy_backed_empty(tuple(t.shape), t.dtype).copy_(t)
 
 
 def _materialize(t: torch.Tensor, _: Any) -> torch.Tensor:
@@ -97,7 +97,15 @@ def numpy_view(t: torch.Tensor, row: DType) -> np.ndarray:
         raise ConversionError(f"{describe(t)} cannot be viewed as an ndarray: {e}") from None
 
 
+_SAFE_CASTS: dict[tuple[np.dtype[Any], np.dtype[Any]], bool] = {}
+
+
 def _astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
+    safe = _SAFE_CASTS.get((a.dtype, dt))
+    if safe is None:
+        safe = _SAFE_CASTS[a.dtype, dt] = bool(np.can_cast(a.dtype, dt, "safe"))
+    if safe:
+        return a.astype(dt)  # nothing to overflow: skip errstate, which costs ~1 µs
     with np.errstate(all="ignore"):  # NaN → int and overflow follow NumPy's casting, silently
         return a.astype(dt)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -57,6 +58,19 @@ DEFAULT = Options()
 
 
 def numpy_options(dtype: Any = None, float_dtype: Any = None, copy: Any = None) -> Options:
+    """Options for ``to_numpy``, resolved once per distinct set of arguments."""
+    if dtype is None and float_dtype is None and copy is None:
+        return DEFAULT
+    try:
+        return _numpy_options(dtype, float_dtype, copy)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+        return _numpy_options.__wrapped__(dtype, float_dtype, copy)
+
+
+@functools.lru_cache(maxsize=256)
+def _numpy_options(dtype: Any, float_dtype: Any, copy: Any) -> Options:
     """Options for ``to_numpy``: dtypes resolved to NumPy dtypes (ml_dtypes types included)."""
     if dtype is None and float_dtype is None and copy is None:
         return DEFAULT
@@ -84,6 +98,26 @@ def _device(device: Any) -> torch.device | None:
 
 
 def torch_options(
+    dtype: Any,
+    float_dtype: Any,
+    copy: Any,
+    device: Any,
+    requires_grad: bool | None,
+    pin_memory: bool,
+    non_blocking: bool,
+) -> Options:
+    """Options for ``to_torch``, resolved once per distinct set of arguments."""
+    args = (dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
+    try:
+        return _torch_options(*args)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+        return _torch_options.__wrapped__(*args)
+
+
+@functools.lru_cache(maxsize=256)
+def _torch_options(
     dtype: Any,
     float_dtype: Any,
     copy: Any,

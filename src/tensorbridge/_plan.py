@@ -133,9 +133,7 @@ class Plan:
         self.leaves: Mapping[str, Plan] = {} if leaves is None else leaves
 
     @classmethod
-    def from_steps(
-        cls, target: str, input: Any, steps: Sequence[Step]
-    ) -> Plan:
+    def from_steps(cls, target: str, input: Any, steps: Sequence[Step]) -> Plan:
         copies = nbytes = 0
         syncs = False
         for s in steps:

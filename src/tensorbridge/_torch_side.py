@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._dtypes import TABLE, DType, by_numpy, by_torch, numpy_dtype, quietly
+from ._dtypes import TABLE, DType, by_numpy, by_torch, numpy_backed_empty, numpy_dtype, quietly
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._numpy_side import check_not_lossy_cast, dtype_kind, tensor_nbytes, torch_kind
 from ._options import Options
@@ -51,8 +51,14 @@ def _numpy_astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
         return a.astype(dt)
 
 
+def _cast_on_host(t: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+    if t.is_cpu and not t.requires_grad and not t.is_quantized:
+        return numpy_backed_empty(tuple(t.shape), dt).copy_(t)  # PyTorch's casting rules
+    return t.to(dt)
+
+
 def _torch_cast(t: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
-    return quietly(torch.Tensor.to, t, dt, target=dt)
+    return quietly(_cast_on_host, t, dt, target=dt)
 
 
 def _dequantize(t: torch.Tensor, _: Any) -> torch.Tensor:
@@ -80,8 +86,14 @@ def _pin(t: torch.Tensor, _: Any) -> torch.Tensor:
     return quietly(torch.Tensor.pin_memory, t)
 
 
+def _copy_on_host(t: torch.Tensor) -> torch.Tensor:
+    if t.is_cpu and not t.requires_grad and t.layout is torch.strided and not t.is_quantized:
+        return numpy_backed_empty(tuple(t.shape), t.dtype).copy_(t)
+    return t.clone()
+
+
 def _clone(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return quietly(torch.Tensor.clone, t)
+    return quietly(_copy_on_host, t)
 
 
 def _requires_grad(t: torch.Tensor, _: Any) -> torch.Tensor:
