@@ -18,6 +18,7 @@ from . import _leaves
 from ._dtypes import TABLE, DType
 from ._errors import ConversionError
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
+from ._numpy_side import resolved_copy
 from ._options import DEFAULT, Options, numpy_options, torch_options
 from ._plan import Plan, Step, run
 from ._tree import visit, walk, walk_with_paths
@@ -60,7 +61,9 @@ class _NotFast(Exception):
 
 def _complex_view(t: torch.Tensor) -> np.ndarray:
     if t.is_conj():
-        raise _NotFast
+        if not t.is_cpu or t.layout is not torch.strided or t.is_neg():
+            raise _NotFast
+        return resolved_copy(t).numpy()  # the planner's one copy that resolves the bit
     return t.numpy()
 
 

@@ -67,13 +67,13 @@ def _dequantize(t: torch.Tensor, _: Any) -> torch.Tensor:
     return t.dequantize()
 
 
-def _resolved_copy(t: torch.Tensor) -> torch.Tensor:
-    # One pass that writes the logical values of a conjugate- or negative-bit view.
+def resolved_copy(t: torch.Tensor) -> torch.Tensor:
+    """One pass that writes the logical values of a conjugate- or negative-bit view."""
     return numpy_backed_empty(tuple(t.shape), t.dtype).copy_(t)
 
 
 def _materialize(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return quietly(_resolved_copy, t)
+    return quietly(resolved_copy, t)
 
 
 def _to_host(t: torch.Tensor, _: Any) -> torch.Tensor:
@@ -206,7 +206,27 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                 batch="to_host",
             )
         )
-    elif (strided and row.kind == "c" and t.is_conj()) or (strided and t.is_neg()):
+    target = o.target_dtype(row.kind)
+    if target is not None and target != row.numpy:
+        check_not_lossy_cast(row.kind, target, t)
+        widened = _widening(row, target)
+        if widened is not None:
+            # An exact cast: PyTorch's (multi-threaded) into a NumPy buffer gives the same
+            # values as NumPy's, and its copy resolves conjugate/negative bits in the same pass.
+            out_bytes = t.numel() * widened.itemsize
+            steps.append(
+                Step(
+                    lambda: f"cast {dtype} → {widened.numpy} (exact; {format_bytes(out_bytes)})",
+                    _cast_into_numpy,
+                    widened.torch,
+                    nbytes=out_bytes,
+                    copies=1,
+                    reason=f"dtype cast {dtype} → {widened.numpy}",
+                )
+            )
+            steps.append(VIEWS[widened.torch])
+            return steps
+    if t.is_cpu and strided and ((row.kind == "c" and t.is_conj()) or t.is_neg()):
         bit = "negative" if t.is_neg() else "conjugate"
         steps.append(
             Step(
@@ -218,11 +238,29 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
             )
         )
     steps.append(VIEWS[dtype])
-    target = o.target_dtype(row.kind)
     if target is not None and target != row.numpy:
-        check_not_lossy_cast(row.kind, target, t)
         steps.append(cast_step(row.numpy, target, t.numel() * target.itemsize))
     return steps
+
+
+_WIDENING: dict[tuple[torch.dtype, np.dtype[Any]], DType | None] = {}
+
+
+def _widening(row: DType, target: np.dtype[Any]) -> DType | None:
+    """The table row of ``target`` when casting ``row`` to it is exact (NumPy's "safe")."""
+    key = (row.torch, target)
+    if key not in _WIDENING:
+        out = by_numpy(target)
+        _WIDENING[key] = out if out is not None and np.can_cast(row.numpy, target, "safe") else None
+    return _WIDENING[key]
+
+
+def _cast_into_numpy(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return quietly(_copy_into_numpy, t, dtype, target=dtype)
+
+
+def _copy_into_numpy(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return numpy_backed_empty(tuple(t.shape), dtype).copy_(t)
 
 
 def plan_array(a: np.ndarray, o: Options) -> list[Step]:
