@@ -169,7 +169,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                 _to_dense,
                 nbytes=nbytes,
                 copies=1,
-                reason=f"{layout} layout (sparse data is stored densely)",
+                reason=lambda: f"{layout} layout (sparse data is stored densely)",
             )
         )
     elif t.is_quantized:
@@ -180,7 +180,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                 _dequantize,
                 nbytes=nbytes,
                 copies=1,
-                reason=f"quantized dtype {dtype}",
+                reason=lambda: f"quantized dtype {dtype}",
             )
         )
         dtype = torch.float32
@@ -202,7 +202,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                 nbytes=nbytes,
                 copies=1,
                 syncs=True,
-                reason=f"the tensor is on {device}",
+                reason=lambda: f"the tensor is on {device}",
                 batch="to_host",
             )
         )
@@ -221,7 +221,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                     widened.torch,
                     nbytes=out_bytes,
                     copies=1,
-                    reason=f"dtype cast {dtype} → {widened.numpy}",
+                    reason=lambda: f"dtype cast {dtype} → {widened.numpy}",
                 )
             )
             steps.append(VIEWS[widened.torch])
@@ -234,7 +234,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                 _materialize,
                 nbytes=nbytes,
                 copies=1,
-                reason=f"{bit}-bit view (its logical values are not in memory)",
+                reason=lambda: f"{bit}-bit view (its logical values are not in memory)",
             )
         )
     steps.append(VIEWS[dtype])

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from ._dtypes import numpy_dtype, torch_dtype
+from ._errors import ConversionError
 
 
 class Options:
@@ -84,7 +85,33 @@ def _numpy_options(dtype: Any, float_dtype: Any, copy: Any) -> Options:
     )
 
 
+def _available(device_type: str) -> bool:
+    if device_type == "cpu":
+        return True
+    module = getattr(torch, device_type, None)  # torch.cuda, torch.mps, torch.xpu, ...
+    is_available = getattr(module, "is_available", None)
+    return bool(is_available()) if callable(is_available) else True  # unknown: let it try
+
+
+def _accelerator_available() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # PyTorch 2.6 on
+    if accelerator is not None:
+        return bool(accelerator.is_available())
+    return bool(torch.cuda.is_available())
+
+
 def _device(device: Any) -> torch.device | None:
+    resolved = _parse_device(device)
+    if resolved is not None and not _available(resolved.type):
+        raise ConversionError(
+            f"device={device!r}: no {resolved.type} device is available here "
+            f"(torch.{resolved.type}.is_available() is False); pass device='cpu', or leave "
+            f"device=None to keep tensors where they are"
+        )
+    return resolved
+
+
+def _parse_device(device: Any) -> torch.device | None:
     if device is None or isinstance(device, torch.device):
         return device
     if isinstance(device, int) and not isinstance(device, bool):
@@ -137,6 +164,11 @@ def _torch_options(
         and not non_blocking
     ):
         return DEFAULT
+    if pin_memory and not _accelerator_available():
+        raise ConversionError(
+            "pin_memory=True: pinned (page-locked) memory needs an accelerator, and none is "
+            "available here; leave pin_memory=False"
+        )
     fdt = None if float_dtype is None else torch_dtype(float_dtype)
     if fdt is not None and not fdt.is_floating_point:
         raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")

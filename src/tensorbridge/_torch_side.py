@@ -190,7 +190,10 @@ def _prepare(a: np.ndarray, o: Options) -> tuple[list[Step], np.ndarray | None]:
                 f"precision; pass dtype=torch.float64 (or complex128) to accept the rounding"
             )
         return [_numpy_cast_step(a, target, "long double")], None
-    what = {"U": "str", "S": "bytes", "V": "void/structured"}.get(kind, str(dt))
+    if dt.type.__module__.startswith("ml_dtypes"):
+        what = f"ml_dtypes.{dt.name} (PyTorch has no such dtype)"
+    else:
+        what = {"U": "str", "S": "bytes", "V": "void/structured"}.get(kind, str(dt))
     if target is None:
         raise UnsupportedInputError(
             f"{describe(a)}: a {what} array has no tensor form; pass dtype= to parse or "
@@ -309,7 +312,7 @@ def _device_step(source: torch.device, device: torch.device, nbytes: int, o: Opt
             nbytes=nbytes,
             copies=1,
             syncs=True,
-            reason=f"device move {source} → cpu",
+            reason=lambda: f"device move {source} → cpu",
             batch="to_host",
         )
     how = []
@@ -324,7 +327,7 @@ def _device_step(source: torch.device, device: torch.device, nbytes: int, o: Opt
         nbytes=nbytes,
         copies=1,
         syncs=not o.non_blocking,
-        reason=f"device move {source} → {device}",
+        reason=lambda: f"device move {source} → {device}",
         batch="to_device" if source.type == "cpu" else "",
     )
 
@@ -387,7 +390,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                     _dequantize,
                     nbytes=nbytes,
                     copies=1,
-                    reason=f"dtype cast from quantized {dtype}",
+                    reason=lambda: f"dtype cast from quantized {dtype}",
                 )
             )
             dtype = torch.float32

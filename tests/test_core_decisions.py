@@ -1,0 +1,104 @@
+"""Decisions the core takes where SPEC.md is silent (see docs/design.md), each pinned here."""
+
+import numpy as np
+import pytest
+import torch
+
+import tensorbridge as tb
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+
+
+@no_cuda
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", 0], ids=["cuda", "cuda-1", "int"])
+def test_unavailable_device_is_one_clear_error(device):
+    """Asking for a device this machine lacks raises ConversionError naming it and the fix."""
+    with pytest.raises(tb.ConversionError, match=r"no cuda device is available.*device='cpu'"):
+        tb.to_torch(np.ones(3), device=device)
+
+
+@no_cuda
+def test_pin_memory_without_accelerator_is_one_clear_error():
+    """pin_memory=True with no accelerator raises ConversionError naming the argument."""
+    with pytest.raises(tb.ConversionError, match="pin_memory=False"):
+        tb.to_torch(np.ones(3), pin_memory=True)
+
+
+class _DeviceProducer:
+    """A DLPack producer that claims to live on a CUDA device and has negative strides."""
+
+    dtype = np.dtype(np.float32)
+    shape = (4,)
+    strides = (-4,)
+    called = False
+
+    def __dlpack_device__(self):
+        return (2, 0)  # kDLCUDA, device 0
+
+    def __dlpack__(self, **kwargs):
+        type(self).called = True
+        raise AssertionError("torch.from_dlpack must never see negative strides")
+
+
+def test_device_dlpack_with_negative_strides_is_refused():
+    """A device DLPack producer with negative strides is refused before PyTorch sees it."""
+    with pytest.raises(tb.UnsupportedInputError, match="negative strides"):
+        tb.to_torch(_DeviceProducer())
+    assert not _DeviceProducer.called
+
+
+def test_ml_dtype_pytorch_lacks_is_named():
+    """An ml_dtypes type with no PyTorch twin is named as such in the error."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    with pytest.raises(tb.UnsupportedInputError, match=r"ml_dtypes\.int4 \(PyTorch has no"):
+        tb.to_torch(np.zeros(2, dtype=ml_dtypes.int4))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.arange(6.0).reshape(2, 3),
+        lambda: torch.arange(6.0, requires_grad=True),
+        lambda: torch.ones(3, dtype=torch.bfloat16),
+        lambda: torch.ones(3, dtype=torch.complex64).conj(),
+        lambda: torch.ones(4, 4)[:, 1],
+    ],
+    ids=["plain", "grad", "bfloat16", "conj", "strided"],
+)
+def test_to_numpy_fast_path_agrees_with_explain(make):
+    """The inline fast path shares memory exactly when explain's plan says it does."""
+    t = make()
+    plan = tb.explain(t)
+    out = tb.to_numpy(t)
+    storage = t.untyped_storage()
+    whole = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (storage.nbytes(),), (1,))
+    assert plan.shares_memory == np.shares_memory(out, whole.numpy())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.arange(6.0),
+        lambda: np.arange(6.0)[::-1],
+        lambda: np.arange(6.0).astype(">f8"),
+        lambda: np.frombuffer(b"\0" * 16, dtype=np.float64),
+        lambda: np.arange(12.0).reshape(3, 4)[:, 1],
+        lambda: np.arange(6, dtype=np.ulonglong),
+    ],
+    ids=["plain", "negative", "big-endian", "read-only", "strided", "ulonglong"],
+)
+def test_to_torch_fast_paths_agree_with_explain(make):
+    """The inline fast paths share memory exactly when explain's plan says they do."""
+    a = make()
+    plan = tb.explain(a, to="torch")
+    out = tb.to_torch(a)
+    assert plan.shares_memory == np.shares_memory(out.numpy(), a)
+    np.testing.assert_array_equal(out.numpy(), a)
+
+
+def test_python_numbers_inside_containers_pass_through():
+    """Inside a container, Python numbers stay Python numbers; at the top they convert."""
+    out = tb.to_torch({"x": np.ones(2), "epoch": 3, "sizes": [224, 224]})
+    assert out["epoch"] == 3 and type(out["epoch"]) is int
+    assert out["sizes"] == [224, 224]
+    assert tb.to_torch([224, 224]).dtype == torch.int64
