@@ -102,3 +102,30 @@ def test_python_numbers_inside_containers_pass_through():
     assert out["epoch"] == 3 and type(out["epoch"]) is int
     assert out["sizes"] == [224, 224]
     assert tb.to_torch([224, 224]).dtype == torch.int64
+
+
+def _table_pairs():
+    from tensorbridge._dtypes import TABLE
+
+    return [
+        pytest.param(src, dst, id=f"{src.tag}-{dst.tag}")
+        for src in TABLE
+        for dst in TABLE
+        if src is not dst and np.can_cast(src.numpy, dst.numpy, "safe")
+    ]
+
+
+@pytest.mark.parametrize(("src", "dst"), _table_pairs())
+def test_exact_casts_to_numpy_match_numpy_bit_for_bit(src, dst):
+    """to_numpy(t, dtype=...) gives NumPy's bits for every exact cast, NaN payloads included."""
+    raw = np.random.default_rng(7).integers(0, 256, size=512 * src.itemsize, dtype=np.uint8)
+    if src.tag == "bool":
+        a = (raw % 2).astype(bool)
+    else:
+        a = raw.view(src.numpy_carrier or src.numpy).view(src.numpy)
+    with np.errstate(all="ignore"):
+        expected = a.astype(dst.numpy)
+    t = torch.from_numpy(a.view(src.numpy_carrier or src.numpy)).view(src.torch)
+    out = tb.to_numpy(t, dtype=dst.numpy)
+    assert out.dtype == dst.numpy
+    assert out.tobytes() == expected.tobytes()

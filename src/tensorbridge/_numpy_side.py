@@ -97,16 +97,10 @@ def numpy_view(t: torch.Tensor, row: DType) -> np.ndarray:
         raise ConversionError(f"{describe(t)} cannot be viewed as an ndarray: {e}") from None
 
 
-_SAFE_CASTS: dict[tuple[np.dtype[Any], np.dtype[Any]], bool] = {}
-
-
 def _astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
-    safe = _SAFE_CASTS.get((a.dtype, dt))
-    if safe is None:
-        safe = _SAFE_CASTS[a.dtype, dt] = bool(np.can_cast(a.dtype, dt, "safe"))
-    if safe:
-        return a.astype(dt)  # nothing to overflow: skip errstate, which costs ~1 µs
-    with np.errstate(all="ignore"):  # NaN → int and overflow follow NumPy's casting, silently
+    # NaN → int, overflow, and even exact casts of signalling NaNs raise floating-point flags:
+    # the values follow NumPy's casting, silently.
+    with np.errstate(all="ignore"):
         return a.astype(dt)
 
 
@@ -247,12 +241,24 @@ _WIDENING: dict[tuple[torch.dtype, np.dtype[Any]], DType | None] = {}
 
 
 def _widening(row: DType, target: np.dtype[Any]) -> DType | None:
-    """The table row of ``target`` when casting ``row`` to it is exact (NumPy's "safe")."""
+    """The table row of ``target`` when PyTorch casts ``row`` to it bit for bit as NumPy does.
+
+    That holds for exact casts from integers and bools, and from bfloat16 (a bit shift in both
+    libraries); other float casts may differ in NaN payloads, so NumPy does those.
+    """
     key = (row.torch, target)
     if key not in _WIDENING:
         out = by_numpy(target)
-        _WIDENING[key] = out if out is not None and np.can_cast(row.numpy, target, "safe") else None
+        exact = out is not None and bool(np.can_cast(row.numpy, target, "safe"))
+        same_bits = out is not None and (
+            (row.kind in "biu" and out.tag != "float8_e8m0fnu")
+            or (row.tag == "bfloat16" and out.tag in _WIDE_FLOATS)
+        )
+        _WIDENING[key] = out if exact and same_bits else None
     return _WIDENING[key]
+
+
+_WIDE_FLOATS = frozenset({"float32", "float64", "complex64", "complex128"})
 
 
 def _cast_into_numpy(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
