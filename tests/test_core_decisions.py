@@ -129,3 +129,14 @@ def test_exact_casts_to_numpy_match_numpy_bit_for_bit(src, dst):
     out = tb.to_numpy(t, dtype=dst.numpy)
     assert out.dtype == dst.numpy
     assert out.tobytes() == expected.tobytes()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_grad_tensor_moved_to_cuda_stays_on_the_graph():
+    """to_torch(device='cuda') of a tensor on a graph keeps it connected (as Tensor.to does)."""
+    x = torch.ones(3, requires_grad=True)
+    out = tb.to_torch({"y": x * 2}, device="cuda")["y"]
+    assert out.is_cuda and out.requires_grad
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, torch.full((3,), 2.0))

@@ -304,7 +304,27 @@ def _cast_step(source: torch.dtype, target: torch.dtype, nbytes: int) -> Step:
     )
 
 
-def _device_step(source: torch.device, device: torch.device, nbytes: int, o: Options) -> Step:
+def _move_on_graph(t: torch.Tensor, target: tuple[torch.device, bool]) -> torch.Tensor:
+    device, non_blocking = target
+    # Only host → device may be asynchronous: a device → host copy must be complete on return.
+    return t.to(device, non_blocking=non_blocking and device.type != "cpu")
+
+
+def _device_step(
+    source: torch.device, device: torch.device, nbytes: int, o: Options, keep_graph: bool = False
+) -> Step:
+    if keep_graph:
+        # A tensor on an autograd graph moves with Tensor.to, which autograd differentiates;
+        # the batched transfers copy raw bytes and would cut the graph.
+        return Step(
+            lambda: f"copy {source} → {device} on the autograd graph ({format_bytes(nbytes)})",
+            _move_on_graph,
+            (device, o.non_blocking),
+            nbytes=nbytes,
+            copies=1,
+            syncs=device.type == "cpu" or not o.non_blocking,
+            reason=lambda: f"device move {source} → {device}",
+        )
     if device.type == "cpu":
         return Step(
             lambda: f"copy {source} → cpu ({format_bytes(nbytes)})",
@@ -404,7 +424,8 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
         final = target
     device = o.device
     if device is not None and not _same_device(t.device, device):
-        steps.append(_device_step(t.device, device, nbytes, o))
+        keep_graph = t.requires_grad and o.requires_grad is not False
+        steps.append(_device_step(t.device, device, nbytes, o, keep_graph))
     if o.pin_memory and (device or t.device).type == "cpu" and not (steps or t.is_pinned()):
         steps.append(_pin_step(nbytes))
     return _finish(steps, final, nbytes, o, t)

@@ -22,10 +22,22 @@ from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of
 PathLeafFn = Callable[[Any, str, str], Any]
 
 
+_KEY_TEXTS: dict[str, str] = {}  # the same keys come back call after call (state dicts)
+
+
 def _key_text(key: Any) -> str:
+    text = _KEY_TEXTS.get(key) if type(key) is str else None
+    if text is not None:
+        return text
     if type(key) is str and key.isprintable() and '"' not in key and "\\" not in key:
-        return '["' + key + '"]'
-    return f"[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
+        text = '["' + key + '"]'
+    else:
+        text = f"[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
+    if type(key) is str:
+        if len(_KEY_TEXTS) > 100_000:
+            _KEY_TEXTS.clear()
+        _KEY_TEXTS[key] = text
+    return text
 
 
 def children(obj: Any, kind: str) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
@@ -110,7 +122,7 @@ def visit(obj: Any, fn: PathLeafFn, path: str = "obj") -> None:
     cls = type(obj)
     if cls is dict:
         for k, v in obj.items():
-            sub = path + (_key_text(k) if type(k) is str else f"[{k!r}]")
+            sub = path + _key_text(k)
             if type(v) in _LEAF_TYPES:
                 fn(v, kind_of(v), sub)
             else:
