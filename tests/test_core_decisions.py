@@ -140,3 +140,25 @@ def test_grad_tensor_moved_to_cuda_stays_on_the_graph():
     assert out.is_cuda and out.requires_grad
     out.sum().backward()
     torch.testing.assert_close(x.grad, torch.full((3,), 2.0))
+
+
+class _Box:
+    """A container type another project registers with optree under its own namespace."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def test_node_registered_in_another_optree_namespace_is_walked():
+    """A type registered with optree under any namespace is walked as a container."""
+    import optree
+
+    optree.register_pytree_node(
+        _Box,
+        lambda b: ([b.value], None, ["value"]),
+        lambda _, children: _Box(children[0]),
+        namespace="someone-elses-project",
+    )
+    out = tb.to_numpy({"box": _Box(torch.arange(3))})
+    assert isinstance(out["box"], _Box)
+    np.testing.assert_array_equal(out["box"].value, np.arange(3))

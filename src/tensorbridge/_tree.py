@@ -17,7 +17,7 @@ import numpy as np
 import optree
 import torch
 
-from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of
+from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of, node_namespace
 
 PathLeafFn = Callable[[Any, str, str], Any]
 
@@ -74,7 +74,7 @@ def children(obj: Any, kind: str) -> tuple[list[str], list[Any], Callable[[list[
 
         return [f".{n}" for n in names], [getattr(obj, n) for n in names], rebuild_dataclass
     # An optree node: dict subclasses, namedtuples, deques, the user's registered types.
-    one = optree.tree_flatten_one_level(obj, namespace=NAMESPACE)
+    one = optree.tree_flatten_one_level(obj, namespace=node_namespace(cls) or NAMESPACE)
     fields = getattr(cls, "_fields", None)
     if isinstance(obj, tuple) and fields is not None:
         suffixes = [f".{fields[i]}" for i in one.entries]
