@@ -45,7 +45,7 @@ def describe(obj: Any) -> str:
 
     >>> import numpy as np
     >>> describe(np.zeros((2, 3), dtype=np.float32))
-    'numpy.ndarray(dtype=float32, shape=(2, 3))'
+    'numpy.ndarray(dtype=float32, shape=(2, 3), device=cpu)'
     """
     cls = type(obj)
     name = (
