@@ -154,15 +154,13 @@ def plan_numpy(obj: Any, kind: str, o: Options, top: bool = False) -> tuple[list
             steps += _numpy_side.plan_array(value, o)
     if o.copy is not None:
         if o.copy:
-            nbytes = value.nbytes if isinstance(value, np.ndarray) else _tensor_nbytes(value)
+            nbytes = (
+                value.nbytes if isinstance(value, np.ndarray) else _numpy_side.tensor_nbytes(value)
+            )
             _numpy_side.finish(steps, o, nbytes)
         else:
             check_copy(steps, o, obj)
     return steps, obj
-
-
-def _tensor_nbytes(t: torch.Tensor) -> int:
-    return int(t.numel() * t.element_size())
 
 
 def plan_torch(obj: Any, kind: str, o: Options, top: bool = False) -> tuple[list[Step], Any]:

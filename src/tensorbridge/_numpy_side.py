@@ -142,6 +142,25 @@ def copy_step(nbytes: int) -> Step:
     )
 
 
+def meta_error(t: torch.Tensor) -> UnsupportedInputError:
+    return UnsupportedInputError(
+        f"{describe(t)} is a meta tensor: it has a shape and dtype but no data; "
+        f"materialise it first (e.g. torch.empty_like(t, device='cpu'))"
+    )
+
+
+def dequantize_step(t: torch.Tensor) -> Step:
+    """Dequantize to float32: how both libraries read a quantized tensor's values."""
+    dtype, nbytes = t.dtype, t.numel() * 4
+    return Step(
+        lambda: f"dequantize {dtype} → float32 ({format_bytes(nbytes)})",
+        _dequantize,
+        nbytes=nbytes,
+        copies=1,
+        reason=lambda: f"quantized dtype {dtype}",
+    )
+
+
 def _unsupported_dtype(t: torch.Tensor, dtype: torch.dtype) -> UnsupportedInputError:
     return UnsupportedInputError(
         f"{describe(t)}: dtype {dtype} has no NumPy form (not even through ml_dtypes); view its "
@@ -167,16 +186,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
             )
         )
     elif t.is_quantized:
-        nbytes = t.numel() * 4
-        steps.append(
-            Step(
-                lambda: f"dequantize {dtype} → float32 ({format_bytes(nbytes)})",
-                _dequantize,
-                nbytes=nbytes,
-                copies=1,
-                reason=lambda: f"quantized dtype {dtype}",
-            )
-        )
+        steps.append(dequantize_step(t))
         dtype = torch.float32
     row = _BY_TORCH.get(dtype)
     if row is None:
@@ -184,10 +194,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
     nbytes = t.numel() * row.itemsize
     if not t.is_cpu:
         if t.is_meta:
-            raise UnsupportedInputError(
-                f"{describe(t)} is a meta tensor: it has a shape and dtype but no data; "
-                f"materialise it first (e.g. torch.empty_like(t, device='cpu'))"
-            )
+            raise meta_error(t)
         device = t.device
         steps.append(
             Step(

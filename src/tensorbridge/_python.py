@@ -9,6 +9,8 @@ import torch
 
 from ._api import to_numpy
 from ._dtypes import by_numpy
+
+_COMPLEX32 = getattr(torch, "complex32", None)
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._leaves import all_numbers
@@ -85,7 +87,7 @@ def item(obj: Any, /) -> Any:
         if t.is_nested or t.layout is not torch.strided or t.is_quantized:
             return item(to_numpy(t) if not t.is_nested else [to_numpy(x) for x in t.unbind()])
         _one_element(t, t.numel())
-        if by_numpy_torch_native(t):
+        if t.dtype is not _COMPLEX32:  # Tensor.item() warns on complex32: go through NumPy
             return t.item()
         return item(to_numpy(t))
     if kind is Kind.SEQUENCE and all_numbers(obj):
@@ -104,8 +106,3 @@ def item(obj: Any, /) -> Any:
         f"item() takes one tensor, array or number, not {describe(obj)}; use to_python() for "
         f"containers"
     )
-
-
-def by_numpy_torch_native(t: torch.Tensor) -> bool:
-    """Whether ``Tensor.item()`` returns a plain Python number for this dtype."""
-    return t.dtype != torch.complex32

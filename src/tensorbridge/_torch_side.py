@@ -14,7 +14,14 @@ import torch
 
 from ._dtypes import TABLE, DType, by_numpy, by_torch, numpy_backed_empty, numpy_dtype, quietly
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from ._numpy_side import check_not_lossy_cast, dtype_kind, tensor_nbytes, torch_kind
+from ._numpy_side import (
+    check_not_lossy_cast,
+    dequantize_step,
+    dtype_kind,
+    meta_error,
+    tensor_nbytes,
+    torch_kind,
+)
 from ._options import Options
 from ._plan import Step, format_bytes
 
@@ -59,10 +66,6 @@ def _cast_on_host(t: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
 
 def _torch_cast(t: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
     return quietly(_cast_on_host, t, dt, target=dt)
-
-
-def _dequantize(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return t.dequantize()
 
 
 def _detach(t: torch.Tensor, _: Any) -> torch.Tensor:
@@ -389,10 +392,7 @@ def _finish(
 def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
     """Steps turning a tensor into the requested tensor: the tensor itself when nothing changes."""
     if t.is_meta:
-        raise UnsupportedInputError(
-            f"{describe(t)} is a meta tensor: it has a shape and dtype but no data; "
-            f"materialise it first (e.g. torch.empty_like(t, device='cpu'))"
-        )
+        raise meta_error(t)
     steps: list[Step] = []
     if o.requires_grad is False and t.requires_grad:
         steps.append(_DETACH)
@@ -403,16 +403,8 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
         kind = "f"  # a quantized tensor stands for real numbers: float_dtype applies to it
         target = o.target_dtype(kind)
         if target is not None:  # PyTorch casts quantized values only through dequantize()
+            steps.append(dequantize_step(t))
             nbytes = t.numel() * 4
-            steps.append(
-                Step(
-                    lambda: f"dequantize {dtype} → float32 ({format_bytes(nbytes)})",
-                    _dequantize,
-                    nbytes=nbytes,
-                    copies=1,
-                    reason=lambda: f"dtype cast from quantized {dtype}",
-                )
-            )
             dtype = torch.float32
     target = o.target_dtype(kind)
     final = dtype
