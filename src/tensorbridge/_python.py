@@ -9,12 +9,12 @@ import torch
 
 from ._api import to_numpy
 from ._dtypes import by_numpy
-
-_COMPLEX32 = getattr(torch, "complex32", None)
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._leaves import all_numbers
 from ._tree import walk, walk_with_paths
+
+_COMPLEX32 = getattr(torch, "complex32", None)
 
 
 def _widen_ml(a: np.ndarray) -> np.ndarray:
