@@ -10,6 +10,7 @@ Cannot hold: bfloat16, float8, complex32 (as ``.npy``).
 
 from __future__ import annotations
 
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -26,7 +27,20 @@ __all__ = ["DTYPES", "NpzReader", "write"]
 NAME = ".npz"
 MAX_TENSORS = None
 
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+# What zipfile raises on a damaged archive (IndexError and friends from a mangled directory
+# entry, e.g. an empty member name); each becomes one clean "not a readable archive" line.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    IndexError,
+    KeyError,
+    UnicodeDecodeError,
+    struct.error,
+)
 
 
 class NpzReader(Reader):
