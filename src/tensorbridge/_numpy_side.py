@@ -113,6 +113,7 @@ def _base_view(a: np.ndarray, _: Any) -> np.ndarray:
 
 
 _DETACH = Step("detach from autograd (no copy)", _detach)
+_STRIDED = torch.strided
 VIEWS = {
     row.torch: Step(
         f"view as numpy.ndarray {row.numpy} (no copy)"
@@ -172,7 +173,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
     """Steps turning a (non-nested) tensor into an ndarray with the logical values."""
     steps: list[Step] = [_DETACH] if t.requires_grad else []
     dtype = t.dtype
-    strided = t.layout is torch.strided
+    strided = t.layout is _STRIDED
     if not strided:
         nbytes = tensor_nbytes(t)
         layout = str(t.layout).removeprefix("torch.")
@@ -191,8 +192,9 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
     row = _BY_TORCH.get(dtype)
     if row is None:
         raise _unsupported_dtype(t, dtype)
-    nbytes = t.numel() * row.itemsize
-    if not t.is_cpu:
+    cpu = t.is_cpu
+    nbytes = 0 if cpu and strided else t.numel() * row.itemsize  # only copies need the size
+    if not cpu:
         if t.is_meta:
             raise meta_error(t)
         device = t.device
@@ -207,7 +209,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                 batch="to_host",
             )
         )
-    target = o.target_dtype(row.kind)
+    target = o.float_dtype if row.kind == "f" and o.float_dtype is not None else o.dtype
     if target is not None and target != row.numpy:
         check_not_lossy_cast(row.kind, target, t)
         widened = _widening(row, target)
@@ -227,8 +229,9 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
             )
             steps.append(VIEWS[widened.torch])
             return steps
-    if t.is_cpu and strided and ((row.kind == "c" and t.is_conj()) or t.is_neg()):
+    if cpu and strided and ((row.kind == "c" and t.is_conj()) or t.is_neg()):
         bit = "negative" if t.is_neg() else "conjugate"
+        nbytes = t.numel() * row.itemsize
         steps.append(
             Step(
                 lambda: f"resolve the {bit} bit ({format_bytes(nbytes)})",
