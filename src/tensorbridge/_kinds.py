@@ -91,6 +91,8 @@ def _classify(obj: Any) -> str:
         return Kind.NODE
     if node_namespace(cls) is not None:
         return Kind.NODE
+    if issubclass(cls, (list, tuple)):
+        return Kind.SEQUENCE  # e.g. torch.Size; namedtuples are optree nodes, caught above
     if isinstance(obj, Mapping):
         return Kind.MAPPING
     if dataclasses.is_dataclass(cls):
