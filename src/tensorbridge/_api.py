@@ -16,7 +16,7 @@ import torch
 
 from . import _leaves
 from ._dtypes import TABLE, DType
-from ._errors import ConversionError
+from ._errors import ConversionError, UnsupportedInputError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._numpy_side import resolved_copy
 from ._options import DEFAULT, Options, numpy_options, torch_options
@@ -203,6 +203,22 @@ def _resolve_pending(leaf: Any) -> Any:
 
 
 def _convert(obj: Any, o: Options, leaf: Any, to: str) -> Any:
+    try:
+        return _convert_any(obj, o, leaf, to)
+    except RecursionError:
+        raise _too_deep(obj) from None
+
+
+def _too_deep(obj: Any) -> UnsupportedInputError:
+    return UnsupportedInputError(
+        f"{describe(obj)} is nested too deeply, or contains itself: a container that refers to "
+        f"itself has no array form; break the cycle (or flatten the nesting) first"
+    )
+
+
+def _convert_any(obj: Any, o: Options, leaf: Any, to: str) -> Any:
+    if type(obj) is range:
+        obj = list(obj)  # as np.asarray and torch.tensor read it: numbers
     kind = kind_of(obj)
     if kind in LEAF_KINDS:
         return leaf(obj, o, None, False)  # the caller has tried the fast path
@@ -345,6 +361,15 @@ def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any)
         o = torch_options(**_torch_kwargs(kwargs))
     else:
         raise ValueError(f"to must be 'numpy' or 'torch', not {to!r}")
+    try:
+        return _explain(obj, to, o)
+    except RecursionError:
+        raise _too_deep(obj) from None
+
+
+def _explain(obj: Any, to: str, o: Options) -> Plan:
+    if type(obj) is range:
+        obj = list(obj)
     kind = kind_of(obj)
     if kind is Kind.TORCH and obj.is_nested:
         obj, kind = list(obj.unbind()), Kind.SEQUENCE

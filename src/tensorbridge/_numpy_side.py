@@ -229,7 +229,18 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
             )
             steps.append(VIEWS[widened.torch])
             return steps
-    if cpu and strided and ((row.kind == "c" and t.is_conj()) or t.is_neg()):
+    if cpu and strided and t._is_zerotensor():
+        nbytes = t.numel() * row.itemsize
+        steps.append(
+            Step(
+                lambda: f"write out the zeros of a ZeroTensor ({format_bytes(nbytes)})",
+                _materialize,
+                nbytes=nbytes,
+                copies=1,
+                reason="a ZeroTensor has no memory to share",
+            )
+        )
+    elif cpu and strided and ((row.kind == "c" and t.is_conj()) or t.is_neg()):
         bit = "negative" if t.is_neg() else "conjugate"
         nbytes = t.numel() * row.itemsize
         steps.append(

@@ -48,6 +48,10 @@ def to_python(obj: Any, /) -> Any:
         return _leaf_to_python(obj, kind)
     try:
         return walk(obj, lambda x: _leaf_to_python(x, kind_of(x)))
+    except RecursionError:
+        raise UnsupportedInputError(
+            f"{describe(obj)} is nested too deeply, or contains itself; break the cycle first"
+        ) from None
     except ConversionError:
 
         def at(x: Any, k: str, path: str) -> Any:
