@@ -162,3 +162,17 @@ def test_node_registered_in_another_optree_namespace_is_walked():
     out = tb.to_numpy({"box": _Box(torch.arange(3))})
     assert isinstance(out["box"], _Box)
     np.testing.assert_array_equal(out["box"].value, np.arange(3))
+
+
+@pytest.mark.parametrize("func", [tb.to_numpy, tb.to_torch, tb.explain], ids=lambda f: f.__name__)
+def test_top_level_list_of_non_numbers_is_refused(func):
+    """A top-level list with no numbers-only form and nothing to convert raises, naming the item."""
+    with pytest.raises(tb.UnsupportedInputError, match="holds a str"):
+        func([0, "torch"])
+
+
+def test_top_level_list_with_a_tensor_is_a_container():
+    """A top-level list holding a tensor is a container: the tensor converts, the rest stays."""
+    out = tb.to_numpy([torch.ones(2), "label"])
+    assert isinstance(out, list) and out[1] == "label"
+    np.testing.assert_array_equal(out[0], np.ones(2, dtype=np.float32))

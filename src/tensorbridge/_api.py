@@ -233,6 +233,8 @@ def _convert_any(obj: Any, o: Options, leaf: Any, to: str) -> Any:
         return run(tuple(steps), value)
     if kind not in CONTAINER_KINDS:
         raise _leaves.unsupported(obj, kind, top=True)
+    if kind is Kind.SEQUENCE and not _leaves.has_leaf(obj):
+        raise _leaves.not_numbers(obj)
     pending: list[_Pending] = []
     try:
         out = walk(obj, _leaf_function(leaf, o, pending))
@@ -382,6 +384,8 @@ def _explain(obj: Any, to: str, o: Options) -> Plan:
         return _leaf_plan(obj, kind, o, to, top=True)
     if kind not in CONTAINER_KINDS:
         raise _leaves.unsupported(obj, kind, top=True)
+    if kind is Kind.SEQUENCE and not _leaves.has_leaf(obj):
+        raise _leaves.not_numbers(obj)
     planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
     planned: dict[str, tuple[Any, list[Step]]] = {}
     passed = 0

@@ -15,7 +15,7 @@ import torch
 
 from . import _numpy_side, _torch_side
 from ._errors import CopyRequiredError, UnsupportedInputError, describe
-from ._kinds import Kind
+from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._options import Options
 from ._plan import Step, format_bytes
 
@@ -38,6 +38,19 @@ def all_numbers(seq: Any) -> bool:
         elif not isinstance(x, _NUMBER_TYPES):
             return False
     return True
+
+
+def has_leaf(seq: Any) -> bool:
+    """Whether a (nested) list/tuple holds anything that converts (a tensor, an array, ...)."""
+    for x in seq:
+        kind = kind_of(x)
+        if kind in LEAF_KINDS:
+            return True
+        if kind is Kind.SEQUENCE and has_leaf(x):
+            return True
+        if kind in CONTAINER_KINDS and kind is not Kind.SEQUENCE:
+            return True  # a mapping or node: walked as a container, whatever it holds
+    return False
 
 
 def _python_to_numpy(obj: Any) -> np.ndarray:
@@ -123,6 +136,23 @@ def adapt(obj: Any, kind: str, to: str, top: bool) -> tuple[list[Step], Any]:
         value = _dlpack(obj, to)
         return [Step(f"import {type(obj).__name__} through DLPack (no copy)", _const, value)], value
     raise unsupported(obj, kind, top)
+
+
+def not_numbers(seq: Any) -> UnsupportedInputError:
+    """A top-level list that is neither numbers nor a container of tensors/arrays."""
+    bad = next((x for x in _flat(seq) if not isinstance(x, _NUMBER_TYPES)), None)
+    return UnsupportedInputError(
+        f"{describe(seq)} holds a {type(bad).__name__} ({bad!r:.40}) and no tensor or array: "
+        f"a list converts when it holds only numbers; parse or drop the other items first"
+    )
+
+
+def _flat(seq: Any) -> Any:
+    for x in seq:
+        if type(x) is list or type(x) is tuple:
+            yield from _flat(x)
+        else:
+            yield x
 
 
 def unsupported(obj: Any, kind: str, top: bool) -> UnsupportedInputError:
