@@ -58,16 +58,21 @@ def _check_copy(copy: Any) -> bool | None:
 DEFAULT = Options()
 
 
+def _cached(resolve: Any, *args: Any) -> Options:
+    """``resolve(*args)`` through its cache; arguments that cannot be hashed skip the cache."""
+    try:
+        return resolve(*args)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+        return resolve.__wrapped__(*args)
+
+
 def numpy_options(dtype: Any = None, float_dtype: Any = None, copy: Any = None) -> Options:
     """Options for ``to_numpy``, resolved once per distinct set of arguments."""
     if dtype is None and float_dtype is None and copy is None:
         return DEFAULT
-    try:
-        return _numpy_options(dtype, float_dtype, copy)
-    except TypeError as e:
-        if "unhashable" not in str(e):
-            raise
-        return _numpy_options.__wrapped__(dtype, float_dtype, copy)
+    return _cached(_numpy_options, dtype, float_dtype, copy)
 
 
 @functools.lru_cache(maxsize=256)
@@ -135,12 +140,7 @@ def torch_options(
 ) -> Options:
     """Options for ``to_torch``, resolved once per distinct set of arguments."""
     args = (dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
-    try:
-        return _torch_options(*args)
-    except TypeError as e:
-        if "unhashable" not in str(e):
-            raise
-        return _torch_options.__wrapped__(*args)
+    return _cached(_torch_options, *args)
 
 
 @functools.lru_cache(maxsize=256)
