@@ -139,8 +139,17 @@ def _from_name(name: str) -> np.dtype[Any] | torch.dtype:
     raise _bad_dtype(name, "is not a dtype name NumPy, PyTorch or ml_dtypes knows")
 
 
-@functools.lru_cache(maxsize=256)
 def _canonical(spec: Any) -> np.dtype[Any] | torch.dtype:
+    try:
+        return _canonical_cached(spec)
+    except TypeError as e:
+        if "unhashable" in str(e):
+            raise _bad_dtype(spec, "is not a dtype") from None
+        raise
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_cached(spec: Any) -> np.dtype[Any] | torch.dtype:
     if isinstance(spec, torch.dtype):
         return spec
     if isinstance(spec, str):
