@@ -279,7 +279,11 @@ def to_numpy(
             if view is not None:
                 return view(obj.detach() if obj.requires_grad else obj)
         except (AttributeError, RuntimeError, TypeError, _NotFast):
-            pass  # no dtype, a conj/neg bit, another device or layout: the planner decides
+            # No dtype, a conj/neg bit, another device or layout: the planner decides. A device
+            # tensor pays PyTorch's exception here (~15 µs, beside a host copy and sync of 20 µs
+            # or more); testing is_cpu first would cost every CPU call ~60 ns (bench: 0.76× →
+            # 0.80× of .detach().cpu().numpy()). Containers test is_cpu: there it pays off.
+            pass
     return _convert(obj, numpy_options(dtype, float_dtype, copy), _numpy_leaf, "numpy")
 
 
