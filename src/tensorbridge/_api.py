@@ -102,7 +102,7 @@ _FAST_FLAGS = 0x1 | _ALIGNED | _WRITEABLE  # C-contiguous, aligned, writeable (N
 class _Pending:
     """A leaf waiting for a batched device transfer; replaced once the batch has run."""
 
-    __slots__ = ("after", "batch", "key", "value")
+    __slots__ = ("after", "batch", "value")
 
     def __init__(self, value: Any, batch: Step, after: list[Step]) -> None:
         self.value = value
@@ -120,32 +120,18 @@ def _run_leaf(steps: list[Step], value: Any, pending: list[_Pending] | None) -> 
     return value
 
 
-def _numpy_leaf(obj: Any, o: Options, pending: list[_Pending] | None, fast: bool = True) -> Any:
-    if fast and type(obj) is _Tensor and o is DEFAULT and obj.is_cpu:
-        view = _FAST_VIEW.get(obj.dtype)
-        if view is not None:
-            try:
-                return view(obj.detach() if obj.requires_grad else obj)
-            except (RuntimeError, TypeError, _NotFast):
-                pass  # conj/neg bit, sparse, nested, ...: the planner decides
+def _numpy_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
     kind = kind_of(obj)
     if kind is Kind.TORCH:
         if obj.is_nested:
-            return [_numpy_leaf(x, o, pending, False) for x in obj.unbind()]
+            return [_numpy_leaf(x, o, pending) for x in obj.unbind()]
     elif kind not in LEAF_KINDS:
         return obj  # Python numbers, str, bytes, None and unknown objects pass through
     steps, value = _leaves.plan_numpy(obj, kind, o)
     return _run_leaf(steps, value, pending)
 
 
-def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None, fast: bool = True) -> Any:
-    if fast and type(obj) is _ndarray and o is DEFAULT:
-        wrap = _FAST_WRAP.get(obj.dtype)
-        if wrap is not None and obj.flags.num & _FAST_FLAGS == _FAST_FLAGS:
-            try:
-                return wrap(obj)
-            except (ValueError, TypeError):
-                pass  # a negative stride on a size-1 axis, a platform alias: the planner decides
+def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
     kind = kind_of(obj)
     if kind is Kind.TORCH:
         if o is DEFAULT:
@@ -157,25 +143,38 @@ def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None, fast: bool
 
 
 def _leaf_function(
-    leaf: Callable[[Any, Options, list[_Pending] | None, bool], Any],
+    leaf: Callable[[Any, Options, list[_Pending] | None], Any],
     o: Options,
     pending: list[_Pending],
 ) -> Callable[[Any], Any]:
-    """The per-leaf function of one container walk, with the plain-CPU-tensor view inlined."""
-    if leaf is _numpy_leaf and o is DEFAULT:
+    """The per-leaf function of one container walk, with the fast paths inlined."""
+    if o is not DEFAULT:
+        return lambda x: leaf(x, o, pending)
+    if leaf is _numpy_leaf:
 
         def numpy_leaf(x: Any) -> Any:
-            if type(x) is _Tensor and x.is_cpu:
-                view = _FAST_VIEW.get(x.dtype)
+            if type(x) is _Tensor and x.is_cpu:  # a device tensor goes to the batched transfer
+                view = _view_for(x.dtype)
                 if view is not None:
                     try:
                         return view(x.detach() if x.requires_grad else x)
                     except (RuntimeError, TypeError, _NotFast):
                         pass  # conj/neg bit, sparse, nested, ...: the planner decides
-            return _numpy_leaf(x, o, pending, False)
+            return _numpy_leaf(x, o, pending)
 
         return numpy_leaf
-    return lambda x: leaf(x, o, pending, True)
+
+    def torch_leaf(x: Any) -> Any:
+        if type(x) is _ndarray:
+            wrap = _wrap_for(x.dtype)
+            if wrap is not None and x.flags.num & _FAST_FLAGS == _FAST_FLAGS:
+                try:
+                    return wrap(x)
+                except (ValueError, TypeError):
+                    pass  # a negative stride on a size-1 axis, a platform alias: the planner
+        return _torch_leaf(x, o, pending)
+
+    return torch_leaf
 
 
 def _run_batches(pending: list[_Pending]) -> None:
@@ -221,7 +220,7 @@ def _convert_any(obj: Any, o: Options, leaf: Any, to: str) -> Any:
         obj = list(obj)  # as np.asarray and torch.tensor read it: numbers
     kind = kind_of(obj)
     if kind in LEAF_KINDS:
-        return leaf(obj, o, None, False)  # the caller has tried the fast path
+        return leaf(obj, o, None)  # the caller has tried the fast path
     if (
         kind is Kind.PY_SCALAR
         or kind is Kind.BYTES
@@ -252,7 +251,7 @@ def _locate_error(obj: Any, o: Options, leaf: Any) -> None:
 
     def convert_at(x: Any, k: str, path: str) -> Any:
         try:
-            return leaf(x, o, [], True)
+            return leaf(x, o, [])
         except ConversionError as e:
             raise e.at(path) from None
 
