@@ -176,3 +176,37 @@ def test_top_level_list_with_a_tensor_is_a_container():
     out = tb.to_numpy([torch.ones(2), "label"])
     assert isinstance(out, list) and out[1] == "label"
     np.testing.assert_array_equal(out[0], np.ones(2, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("make", "dtype"),
+    [
+        (lambda: np.zeros(2, dtype=[("a", "i4"), ("b", "f4")]), "uint8"),
+        (lambda: np.array(["1.5", "x"]), "float32"),
+        (lambda: np.array([1, "x"], dtype=object), "float64"),
+    ],
+    ids=["structured", "unparsable-str", "object-with-str"],
+)
+@pytest.mark.parametrize("func", [tb.to_numpy, tb.to_torch], ids=lambda f: f.__name__)
+def test_casts_numpy_cannot_do_are_one_clear_error(func, make, dtype):
+    """A cast NumPy refuses raises UnsupportedInputError naming the dtype, not a raw error."""
+    with pytest.raises(tb.UnsupportedInputError, match=f"dtype={dtype}|dtype="):
+        func(make(), dtype=dtype)
+
+
+def test_sparse_tensor_cast_in_to_torch():
+    """to_torch(sparse, dtype=...) casts the sparse tensor (PyTorch's casting), no raw error."""
+    s = torch.eye(3).to_sparse()
+    out = tb.to_torch(s, dtype=torch.float64)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out.to_dense(), torch.eye(3, dtype=torch.float64))
+
+
+def test_negative_bit_view_casts_to_bool():
+    """A negative-bit view casts to bool by its logical values in both directions."""
+    c = torch.tensor([1 + 2j, 3 - 0j], dtype=torch.complex128)
+    view = c.conj().imag  # logical values -2, 0 held through the negative bit
+    assert view.is_neg()
+    expected = np.array([True, False])
+    np.testing.assert_array_equal(tb.to_numpy(view, dtype=bool), expected)
+    np.testing.assert_array_equal(tb.to_torch(view, dtype=bool).numpy(), expected)

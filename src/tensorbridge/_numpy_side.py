@@ -97,11 +97,18 @@ def numpy_view(t: torch.Tensor, row: DType) -> np.ndarray:
         raise ConversionError(f"{describe(t)} cannot be viewed as an ndarray: {e}") from None
 
 
-def _astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
+def numpy_cast(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
+    """``a.astype(dt)`` with NumPy's casting; a cast NumPy cannot do is one clear error."""
     # NaN → int, overflow, and even exact casts of signalling NaNs raise floating-point flags:
     # the values follow NumPy's casting, silently.
-    with np.errstate(all="ignore"):
-        return a.astype(dt)
+    try:
+        with np.errstate(all="ignore"):
+            return a.astype(dt)
+    except (TypeError, ValueError) as e:
+        raise UnsupportedInputError(
+            f"{describe(a)} cannot be cast to dtype={dt} ({e}); pass a dtype its values can "
+            f"be cast to, or convert them yourself first"
+        ) from None
 
 
 def _copy(a: np.ndarray, _: Any) -> np.ndarray:
@@ -129,7 +136,7 @@ VIEWS = {
 def cast_step(source: np.dtype[Any], target: np.dtype[Any], nbytes: int) -> Step:
     return Step(
         lambda: f"cast {source} → {target} (NumPy casting, {format_bytes(nbytes)})",
-        _astype,
+        numpy_cast,
         target,
         nbytes=nbytes,
         copies=1,

@@ -19,6 +19,7 @@ from ._numpy_side import (
     dequantize_step,
     dtype_kind,
     meta_error,
+    numpy_cast,
     tensor_nbytes,
     torch_kind,
 )
@@ -53,13 +54,10 @@ def _from_numpy_readonly(a: np.ndarray, row: DType) -> torch.Tensor:
         return _from_numpy(a, row)
 
 
-def _numpy_astype(a: np.ndarray, dt: np.dtype[Any]) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return a.astype(dt)
-
-
 def _cast_on_host(t: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
-    if t.is_cpu and not t.requires_grad and not t.is_quantized:
+    if t.is_neg():
+        t = t.resolve_neg()  # PyTorch cannot cast a negative-bit view to some dtypes (bool)
+    if t.is_cpu and t.layout is torch.strided and not t.requires_grad and not t.is_quantized:
         return numpy_backed_empty(tuple(t.shape), dt).copy_(t)  # PyTorch's casting rules
     return t.to(dt)
 
@@ -150,7 +148,7 @@ def _numpy_cast_step(a: np.ndarray, target: torch.dtype, what: str) -> Step:
     out_bytes = a.size * np_target.itemsize
     return Step(
         lambda: f"cast {what} {a.dtype} → {np_target} (NumPy casting, {format_bytes(out_bytes)})",
-        _numpy_astype,
+        numpy_cast,
         np_target,
         nbytes=out_bytes,
         copies=1,
