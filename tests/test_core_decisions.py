@@ -210,3 +210,44 @@ def test_negative_bit_view_casts_to_bool():
     expected = np.array([True, False])
     np.testing.assert_array_equal(tb.to_numpy(view, dtype=bool), expected)
     np.testing.assert_array_equal(tb.to_torch(view, dtype=bool).numpy(), expected)
+
+
+class _RefusingProducer:
+    """A CPU DLPack producer whose export fails, as producers do for dtypes DLPack lacks."""
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU
+
+    def __dlpack__(self, **kwargs):
+        raise BufferError("DLPack only supports native byte order")
+
+
+class _UnreadableInterface:
+    """An object whose __array_interface__ names a type string NumPy cannot read."""
+
+    __array_interface__ = {"shape": (2,), "typestr": "<f1", "data": (0, True), "version": 3}
+
+
+@pytest.mark.parametrize("make", [_RefusingProducer, _UnreadableInterface], ids=["dlpack", "iface"])
+@pytest.mark.parametrize("func", [tb.to_numpy, tb.to_torch], ids=lambda f: f.__name__)
+def test_producers_that_cannot_export_are_one_clear_error(func, make):
+    """A producer whose export fails raises UnsupportedInputError, not the producer's error."""
+    with pytest.raises(tb.UnsupportedInputError):
+        func(make())
+
+
+def test_nested_tensor_errors_describe_it():
+    """An error about a nested tensor describes it without asking PyTorch for its shape."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nested tensors are a prototype feature and say so
+        nested = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    with pytest.raises(tb.CopyRequiredError, match="nested"):
+        tb.to_torch(nested, dtype=torch.float64, copy=False)
+
+
+def test_empty_views_share_nothing():
+    """An empty view (even one offset past its storage) shares no memory with anything."""
+    c = torch.zeros(2, 0, dtype=torch.complex128)
+    assert not tb.shares_memory(c.conj().imag, c)

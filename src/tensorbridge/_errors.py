@@ -56,10 +56,13 @@ def describe(obj: Any) -> str:
     dtype = getattr(obj, "dtype", None)
     if dtype is not None and not callable(dtype):
         parts.append(f"dtype={dtype}")
-    shape = getattr(obj, "shape", None)
-    if shape is not None and not callable(shape):
-        with contextlib.suppress(TypeError):
-            parts.append(f"shape={tuple(shape)}")
+    if getattr(obj, "is_nested", False) is True:
+        parts.append("nested")  # a nested tensor's shape is ragged: PyTorch raises on .shape
+    else:
+        shape = getattr(obj, "shape", None)
+        if shape is not None and not callable(shape):
+            with contextlib.suppress(TypeError):
+                parts.append(f"shape={tuple(shape)}")
     device = getattr(obj, "device", None)
     if device is not None and not callable(device):
         parts.append(f"device={device}")

@@ -94,7 +94,24 @@ def _dlpack(obj: Any, to: str) -> np.ndarray | torch.Tensor:
             f"imports through DLPack; make it contiguous with its own library first "
             f"(e.g. cupy.ascontiguousarray(x))"
         )
-    return torch.from_dlpack(obj)
+    try:
+        return torch.from_dlpack(obj)
+    except (BufferError, TypeError, RuntimeError, ValueError) as e:
+        raise UnsupportedInputError(
+            f"{describe(obj)} cannot be exported through DLPack ({e}); convert it with its own "
+            f"library first (a native-byte-order, contiguous array of a standard dtype)"
+        ) from None
+
+
+def _producer_array(obj: Any) -> np.ndarray:
+    """``np.asarray`` of an array-protocol object; a producer NumPy cannot read is one error."""
+    try:
+        return np.asarray(obj)
+    except (TypeError, ValueError, BufferError) as e:
+        raise UnsupportedInputError(
+            f"{describe(obj)}: NumPy cannot read its array interface ({e}); export it through "
+            f"its own library first (e.g. x.numpy() or np.array(x.tolist()))"
+        ) from None
 
 
 def adapt(obj: Any, kind: str, to: str, top: bool) -> tuple[list[Step], Any]:
@@ -129,7 +146,7 @@ def adapt(obj: Any, kind: str, to: str, top: bool) -> tuple[list[Step], Any]:
         return [Step(f"view buffer as ndarray {a.dtype} (no copy)", _const, a)], a
     if kind is Kind.ARRAY_LIKE:
         has_interface = hasattr(obj, "__array_interface__") or hasattr(obj, "__array_struct__")
-        a = np.asarray(obj)
+        a = _producer_array(obj)
         how = "__array_interface__ (no copy)" if has_interface else "__array__ (no copy here)"
         return [Step(f"view {type(obj).__name__} through {how}", _const, a)], a
     if kind is Kind.DLPACK:

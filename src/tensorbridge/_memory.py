@@ -36,8 +36,8 @@ def _as_array(x: Any) -> np.ndarray | torch.Tensor | None:
     kind = kind_of(x)
     if kind is Kind.TORCH:
         t = x.detach()
-        if t.is_nested or t.is_meta:
-            return None
+        if t.is_nested or t.is_meta or t._is_zerotensor() or t.numel() == 0:
+            return None  # no memory of its own to compare
         if t.layout is not torch.strided:
             t = t._values() if t.layout is torch.sparse_coo else t.values()
         return _footprint(t) if t.device.type == "cpu" else t
@@ -46,7 +46,11 @@ def _as_array(x: Any) -> np.ndarray | torch.Tensor | None:
     if kind in (Kind.NUMPY_SCALAR, Kind.PY_SCALAR, Kind.STR, Kind.NONE, Kind.SEQUENCE):
         return None  # values, not memory
     if kind in (Kind.ARRAY_LIKE, Kind.BUFFER, Kind.BYTES):
-        return np.asarray(memoryview(x)) if kind is not Kind.ARRAY_LIKE else np.asarray(x)
+        if kind is not Kind.ARRAY_LIKE:
+            return np.asarray(memoryview(x))
+        from ._leaves import _producer_array
+
+        return _producer_array(x)
     if kind is Kind.DLPACK:
         from ._leaves import _dlpack
 

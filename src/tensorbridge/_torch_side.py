@@ -54,10 +54,21 @@ def _from_numpy_readonly(a: np.ndarray, row: DType) -> torch.Tensor:
         return _from_numpy(a, row)
 
 
+def _plain_cpu(t: torch.Tensor) -> bool:
+    """A dense CPU tensor off the autograd graph: its copies can land in a NumPy buffer."""
+    return (
+        t.is_cpu
+        and t.layout is torch.strided
+        and not t.requires_grad
+        and not t.is_quantized
+        and not t.is_nested
+    )
+
+
 def _cast_on_host(t: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
     if t.is_neg():
         t = t.resolve_neg()  # PyTorch cannot cast a negative-bit view to some dtypes (bool)
-    if t.is_cpu and t.layout is torch.strided and not t.requires_grad and not t.is_quantized:
+    if _plain_cpu(t):
         return numpy_backed_empty(tuple(t.shape), dt).copy_(t)  # PyTorch's casting rules
     return t.to(dt)
 
@@ -88,7 +99,7 @@ def _pin(t: torch.Tensor, _: Any) -> torch.Tensor:
 
 
 def _copy_on_host(t: torch.Tensor) -> torch.Tensor:
-    if t.is_cpu and not t.requires_grad and t.layout is torch.strided and not t.is_quantized:
+    if _plain_cpu(t):
         return numpy_backed_empty(tuple(t.shape), t.dtype).copy_(t)
     return t.clone()
 
