@@ -225,7 +225,9 @@ class _RefusingProducer:
 class _UnreadableInterface:
     """An object whose __array_interface__ names a type string NumPy cannot read."""
 
-    __array_interface__ = {"shape": (2,), "typestr": "<f1", "data": (0, True), "version": 3}
+    @property
+    def __array_interface__(self):
+        return {"shape": (2,), "typestr": "<f1", "data": (0, True), "version": 3}
 
 
 @pytest.mark.parametrize("make", [_RefusingProducer, _UnreadableInterface], ids=["dlpack", "iface"])
