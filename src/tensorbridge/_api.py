@@ -226,12 +226,10 @@ def _convert_any(obj: Any, o: Options, leaf: Any, to: str) -> Any:
         or kind is Kind.BYTES
         or (kind is Kind.SEQUENCE and _leaves.all_numbers(obj))
     ):
-        steps, value = (_leaves.plan_numpy if to == "numpy" else _leaves.plan_torch)(
-            obj, kind, o, True
-        )
+        steps, value = (_leaves.plan_numpy if to == "numpy" else _leaves.plan_torch)(obj, kind, o)
         return run(tuple(steps), value)
     if kind not in CONTAINER_KINDS:
-        raise _leaves.unsupported(obj, kind, top=True)
+        raise _leaves.unsupported(obj, kind)
     if kind is Kind.SEQUENCE and not _leaves.has_leaf(obj):
         raise _leaves.not_numbers(obj)
     pending: list[_Pending] = []
@@ -345,10 +343,10 @@ def to_torch(
 # --- explain -------------------------------------------------------------------------------
 
 
-def _leaf_plan(obj: Any, kind: str, o: Options, to: str, top: bool) -> Plan:
+def _leaf_plan(obj: Any, kind: str, o: Options, to: str) -> Plan:
     """The plan of a single top-level leaf."""
     planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
-    steps, _ = planner(obj, kind, o, top)
+    steps, _ = planner(obj, kind, o)
     return Plan.from_steps(to, obj, steps)
 
 
@@ -384,9 +382,9 @@ def _explain(obj: Any, to: str, o: Options) -> Plan:
         or kind is Kind.BYTES
         or (kind is Kind.SEQUENCE and _leaves.all_numbers(obj))
     ):
-        return _leaf_plan(obj, kind, o, to, top=True)
+        return _leaf_plan(obj, kind, o, to)
     if kind not in CONTAINER_KINDS:
-        raise _leaves.unsupported(obj, kind, top=True)
+        raise _leaves.unsupported(obj, kind)
     if kind is Kind.SEQUENCE and not _leaves.has_leaf(obj):
         raise _leaves.not_numbers(obj)
     planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
@@ -403,7 +401,7 @@ def _explain(obj: Any, to: str, o: Options) -> Plan:
                 plan_leaf(part, leaf_kind, f"{path}[{i}]")
             return
         try:
-            planned[path] = (leaf, planner(leaf, leaf_kind, o, False)[0])
+            planned[path] = (leaf, planner(leaf, leaf_kind, o)[0])
         except ConversionError as e:
             raise e.at(path) from None
 

@@ -79,7 +79,7 @@ def _python_to_torch(obj: Any) -> torch.Tensor:
         ) from None
 
 
-def _dlpack(obj: Any, to: str) -> np.ndarray | torch.Tensor:
+def import_dlpack(obj: Any) -> np.ndarray | torch.Tensor:
     device_type, _ = obj.__dlpack_device__()
     if device_type in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
         try:
@@ -103,7 +103,7 @@ def _dlpack(obj: Any, to: str) -> np.ndarray | torch.Tensor:
         ) from None
 
 
-def _producer_array(obj: Any) -> np.ndarray:
+def producer_array(obj: Any) -> np.ndarray:
     """``np.asarray`` of an array-protocol object; a producer NumPy cannot read is one error."""
     try:
         return np.asarray(obj)
@@ -114,13 +114,13 @@ def _producer_array(obj: Any) -> np.ndarray:
         ) from None
 
 
-def adapt(obj: Any, kind: str, to: str, top: bool) -> tuple[list[Step], Any]:
+def adapt(obj: Any, kind: str, to: str) -> tuple[list[Step], Any]:
     """Prefix steps and the tensor or ndarray that ``obj`` becomes before planning proper."""
     if kind is Kind.NUMPY_SCALAR:
         a = np.asarray(obj)
         return [
             Step(
-                f"box numpy scalar {a.dtype} as a 0-d array ({format_bytes(a.nbytes)})",
+                lambda: f"box numpy scalar {a.dtype} as a 0-d array ({format_bytes(a.nbytes)})",
                 _const,
                 a,
                 nbytes=a.nbytes,
@@ -133,7 +133,7 @@ def adapt(obj: Any, kind: str, to: str, top: bool) -> tuple[list[Step], Any]:
         nbytes = value.nbytes
         return [
             Step(
-                f"build from Python numbers ({format_bytes(nbytes)})",
+                lambda: f"build from Python numbers ({format_bytes(nbytes)})",
                 _const,
                 value,
                 nbytes=nbytes,
@@ -143,16 +143,18 @@ def adapt(obj: Any, kind: str, to: str, top: bool) -> tuple[list[Step], Any]:
         ], value
     if kind is Kind.BUFFER or kind is Kind.BYTES:
         a = np.asarray(memoryview(obj))
-        return [Step(f"view buffer as ndarray {a.dtype} (no copy)", _const, a)], a
+        return [Step(lambda: f"view buffer as ndarray {a.dtype} (no copy)", _const, a)], a
     if kind is Kind.ARRAY_LIKE:
         has_interface = hasattr(obj, "__array_interface__") or hasattr(obj, "__array_struct__")
-        a = _producer_array(obj)
+        a = producer_array(obj)
         how = "__array_interface__ (no copy)" if has_interface else "__array__ (no copy here)"
-        return [Step(f"view {type(obj).__name__} through {how}", _const, a)], a
+        name = type(obj).__name__
+        return [Step(lambda: f"view {name} through {how}", _const, a)], a
     if kind is Kind.DLPACK:
-        value = _dlpack(obj, to)
-        return [Step(f"import {type(obj).__name__} through DLPack (no copy)", _const, value)], value
-    raise unsupported(obj, kind, top)
+        value = import_dlpack(obj)
+        name = type(obj).__name__
+        return [Step(lambda: f"import {name} through DLPack (no copy)", _const, value)], value
+    raise unsupported(obj, kind)
 
 
 def not_numbers(seq: Any) -> UnsupportedInputError:
@@ -172,7 +174,7 @@ def _flat(seq: Any) -> Any:
             yield x
 
 
-def unsupported(obj: Any, kind: str, top: bool) -> UnsupportedInputError:
+def unsupported(obj: Any, kind: str) -> UnsupportedInputError:
     if kind is Kind.STR:
         return UnsupportedInputError(
             f"{describe(obj)}: a string has no array form; parse it first "
@@ -185,7 +187,7 @@ def unsupported(obj: Any, kind: str, top: bool) -> UnsupportedInputError:
     )
 
 
-def plan_numpy(obj: Any, kind: str, o: Options, top: bool = False) -> tuple[list[Step], Any]:
+def plan_numpy(obj: Any, kind: str, o: Options) -> tuple[list[Step], Any]:
     """The full plan for one leaf going to NumPy, and the value the plan starts from."""
     if kind is Kind.TORCH:
         value = obj
@@ -194,7 +196,7 @@ def plan_numpy(obj: Any, kind: str, o: Options, top: bool = False) -> tuple[list
         value = obj
         steps = _numpy_side.plan_array(obj, o)
     else:
-        steps, value = adapt(obj, kind, "numpy", top)
+        steps, value = adapt(obj, kind, "numpy")
         if isinstance(value, torch.Tensor):
             steps += _numpy_side.plan_tensor(value, o)
         else:
@@ -210,14 +212,14 @@ def plan_numpy(obj: Any, kind: str, o: Options, top: bool = False) -> tuple[list
     return steps, obj
 
 
-def plan_torch(obj: Any, kind: str, o: Options, top: bool = False) -> tuple[list[Step], Any]:
+def plan_torch(obj: Any, kind: str, o: Options) -> tuple[list[Step], Any]:
     """The full plan for one leaf going to PyTorch, and the value the plan starts from."""
     if kind is Kind.TORCH:
         steps = _torch_side.plan_tensor(obj, o)
     elif kind is Kind.NUMPY:
         steps = _torch_side.plan_array(obj, o)
     else:
-        prefix, value = adapt(obj, kind, "torch", top)
+        prefix, value = adapt(obj, kind, "torch")
         if isinstance(value, torch.Tensor):
             rest = _torch_side.plan_tensor(value, _no_copy_rule(o, prefix))
         else:

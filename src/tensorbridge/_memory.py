@@ -48,13 +48,13 @@ def _as_array(x: Any) -> np.ndarray | torch.Tensor | None:
     if kind in (Kind.ARRAY_LIKE, Kind.BUFFER, Kind.BYTES):
         if kind is not Kind.ARRAY_LIKE:
             return np.asarray(memoryview(x))
-        from ._leaves import _producer_array
+        from ._leaves import producer_array
 
-        return _producer_array(x)
+        return producer_array(x)
     if kind is Kind.DLPACK:
-        from ._leaves import _dlpack
+        from ._leaves import import_dlpack
 
-        value = _dlpack(x, "numpy")
+        value = import_dlpack(x)
         return value if isinstance(value, np.ndarray) else _as_array(value)
     raise UnsupportedInputError(f"shares_memory() compares tensors and arrays, not {describe(x)}")
 
