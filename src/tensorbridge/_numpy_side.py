@@ -205,6 +205,11 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
         if t.is_meta:
             raise meta_error(t)
         device = t.device
+        lazy = (
+            "; it is a conjugate/negative-bit view"
+            if strided and (t.is_conj() or t.is_neg())
+            else ""
+        )
         steps.append(
             Step(
                 lambda: f"copy {device} → cpu ({format_bytes(nbytes)})",
@@ -212,7 +217,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
                 nbytes=nbytes,
                 copies=1,
                 syncs=True,
-                reason=lambda: f"the tensor is on {device}",
+                reason=lambda: f"the tensor is on {device}" + lazy,
                 batch="to_host",
             )
         )
@@ -222,7 +227,7 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
         widened = _widening(row, target)
         if widened is not None:
             # An exact cast: PyTorch's (multi-threaded) into a NumPy buffer gives the same
-            # values as NumPy's, and its copy resolves conjugate/negative bits in the same pass.
+            # values as NumPy's (integer, bool and bfloat16 sources carry no lazy bits).
             out_bytes = t.numel() * widened.itemsize
             steps.append(
                 Step(
