@@ -253,3 +253,28 @@ def test_empty_views_share_nothing():
     """An empty view (even one offset past its storage) shares no memory with anything."""
     c = torch.zeros(2, 0, dtype=torch.complex128)
     assert not tb.shares_memory(c.conj().imag, c)
+
+
+def test_threads_converting_at_once_get_their_own_results():
+    """Eight threads converting different containers at once each get exactly their values."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(seed):
+        g = torch.Generator().manual_seed(seed)
+        batch = {
+            "x": torch.randn(64, 8, generator=g),
+            "y": torch.randint(0, 9, (64,), generator=g),
+            "b": torch.randn(16, generator=g).to(torch.bfloat16),
+            "n": np.arange(seed, seed + 32)[::-1],
+        }
+        for _ in range(50):
+            out = tb.to_torch(tb.to_numpy(batch), float_dtype=torch.float64)
+        return batch, out
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for batch, out in results:
+        torch.testing.assert_close(out["x"], batch["x"].double())
+        assert torch.equal(out["y"], batch["y"])
+        torch.testing.assert_close(out["b"], batch["b"].double())
+        np.testing.assert_array_equal(out["n"].numpy(), batch["n"])
