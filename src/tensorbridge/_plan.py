@@ -54,9 +54,6 @@ class Step:
     def reason(self) -> str:
         return self._reason if isinstance(self._reason, str) else self._reason()
 
-    def __call__(self, value: Any) -> Any:
-        return self.fn(value, self.arg)
-
     def __repr__(self) -> str:
         return f"Step({self.text!r})"
 
