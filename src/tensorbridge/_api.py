@@ -215,23 +215,35 @@ def _too_deep(obj: Any) -> UnsupportedInputError:
     )
 
 
-def _convert_any(obj: Any, o: Options, leaf: Any, to: str) -> Any:
+def _top_level(obj: Any) -> tuple[Any, str, str]:
+    """What a top-level input is: ``(obj, kind, role)``, role "leaf" (a tensor, array or other
+    leaf), "data" (Python numbers, a list of them, bytes) or "container". Shared by the
+    conversions and ``explain``, so both read an input the same way."""
     if type(obj) is range:
         obj = list(obj)  # as np.asarray and torch.tensor read it: numbers
     kind = kind_of(obj)
     if kind in LEAF_KINDS:
-        return leaf(obj, o, None)  # the caller has tried the fast path
+        return obj, kind, "leaf"
     if (
         kind is Kind.PY_SCALAR
         or kind is Kind.BYTES
         or (kind is Kind.SEQUENCE and _leaves.all_numbers(obj))
     ):
-        steps, value = (_leaves.plan_numpy if to == "numpy" else _leaves.plan_torch)(obj, kind, o)
-        return run(tuple(steps), value)
+        return obj, kind, "data"
     if kind not in CONTAINER_KINDS:
         raise _leaves.unsupported(obj, kind)
     if kind is Kind.SEQUENCE and not _leaves.has_leaf(obj):
         raise _leaves.not_numbers(obj)
+    return obj, kind, "container"
+
+
+def _convert_any(obj: Any, o: Options, leaf: Any, to: str) -> Any:
+    obj, kind, role = _top_level(obj)
+    if role == "leaf":
+        return leaf(obj, o, None)  # the caller has tried the fast path
+    if role == "data":
+        steps, value = (_leaves.plan_numpy if to == "numpy" else _leaves.plan_torch)(obj, kind, o)
+        return run(tuple(steps), value)
     pending: list[_Pending] = []
     try:
         out = walk(obj, _leaf_function(leaf, o, pending))
@@ -371,22 +383,11 @@ def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any)
 
 
 def _explain(obj: Any, to: str, o: Options) -> Plan:
-    if type(obj) is range:
-        obj = list(obj)
-    kind = kind_of(obj)
+    obj, kind, role = _top_level(obj)
     if kind is Kind.TORCH and obj.is_nested:
-        obj, kind = list(obj.unbind()), Kind.SEQUENCE
-    elif (
-        kind in LEAF_KINDS
-        or kind is Kind.PY_SCALAR
-        or kind is Kind.BYTES
-        or (kind is Kind.SEQUENCE and _leaves.all_numbers(obj))
-    ):
+        obj = list(obj.unbind())  # a jagged tensor converts as a list of its components
+    elif role != "container":
         return _leaf_plan(obj, kind, o, to)
-    if kind not in CONTAINER_KINDS:
-        raise _leaves.unsupported(obj, kind)
-    if kind is Kind.SEQUENCE and not _leaves.has_leaf(obj):
-        raise _leaves.not_numbers(obj)
     planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
     planned: dict[str, tuple[Any, list[Step]]] = {}
     passed = 0

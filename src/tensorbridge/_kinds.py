@@ -41,8 +41,9 @@ class Kind:
 
 _cache: dict[type, str] = {}
 _lock = threading.Lock()
-# Kinds that depend on the optree registry, which the user may change at any time: not cached.
-_UNCACHED = frozenset({Kind.DATACLASS, Kind.MAPPING, Kind.UNKNOWN})
+# An unknown type may be registered with optree later, so it is looked at again each time;
+# every other answer (dataclasses and mappings too, which are walked either way) is cached.
+_UNCACHED = frozenset({Kind.UNKNOWN})
 
 
 def _has_buffer(obj: Any) -> bool:
