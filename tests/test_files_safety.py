@@ -269,7 +269,9 @@ def test_interrupt_mid_write_leaves_no_dst(tmp_path: Path, monkeypatch: pytest.M
     before = _listing(tmp_path)
     real_write = files.safetensors.write_bytes
 
-    def interrupted(f: object, array: object, progress: object = None, dtype: object = None) -> None:
+    def interrupted(
+        f: object, array: object, progress: object = None, dtype: object = None
+    ) -> None:
         real_write(f, array, progress, dtype)  # type: ignore[arg-type]
         raise KeyboardInterrupt
 

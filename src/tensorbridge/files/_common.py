@@ -233,12 +233,13 @@ def unflatten(flat: Mapping[str, Any], paths: Mapping[str, tuple[Key, ...]] | No
 
 
 def cast(array: np.ndarray, dtype: np.dtype[Any] | None) -> np.ndarray:
-    """``array`` in ``dtype`` (native byte order), through tensorbridge's own casting rules."""
+    """``array`` in ``dtype`` (native byte order), cast as PyTorch casts (``Tensor.to``), so a
+    file conversion gives the bits ``model.to(dtype)`` gives, NaN payloads included."""
     if dtype is None or (array.dtype == dtype and array.dtype.isnative):
         return array
-    from .. import to_numpy
+    from .. import to_numpy, to_torch
 
-    return to_numpy(array, dtype=dtype)
+    return to_numpy(to_torch(array, dtype=dtype))
 
 
 def chunks(array: np.ndarray, dtype: np.dtype[Any] | None = None) -> Iterator[np.ndarray]:
