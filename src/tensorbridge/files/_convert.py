@@ -411,11 +411,6 @@ class _Job:
                 dcp.save(tmp, tree)
             except OSError as exc:
                 raise BadFileError(f"cannot write {self.out.path}: {exc.strerror or exc}") from None
-            except Exception as exc:
-                raise BadFileError(
-                    f"PyTorch's DCP writer refused {self.src}: {type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}"
-                ) from None
             if self.verify:
                 self._verify_dcp(tmp, entries)
             files = sorted(p.name for p in tmp.iterdir())

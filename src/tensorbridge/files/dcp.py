@@ -191,16 +191,13 @@ class DcpReader(Reader):
                 )
         except UnsafeFileError:
             raise
-        except Exception as exc:
-            cause = exc
-            while cause.__cause__ is not None or cause.__context__ is not None:
-                cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
-            if isinstance(cause, UnsafeFileError):
+        except (Exception, _checkpoint_exception()) as exc:
+            cause = root_cause(exc)
+            if isinstance(cause, (UnsafeFileError, KeyboardInterrupt)):
                 raise cause from None
             names = ", ".join(repr(k) for k in list(state_dict)[:3])
             raise BadFileError(
-                f"{self.path}: PyTorch's DCP reader failed on {names} "
-                f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})"
+                f"{self.path}: PyTorch's DCP reader failed on {names} ({describe(cause)})"
             ) from None
         return state_dict
 
@@ -222,10 +219,43 @@ class DcpReader(Reader):
         ]
 
 
+def _checkpoint_exception() -> type[BaseException]:
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    return CheckpointException
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception a rank raised inside DCP's ``CheckpointException`` (a ``BaseException``)."""
+    failures = getattr(exc, "failures", None)
+    if isinstance(exc, _checkpoint_exception()) and isinstance(failures, dict) and failures:
+        first = next(iter(failures.values()))
+        exc = first[0] if isinstance(first, tuple) else first
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def describe(exc: BaseException) -> str:
+    """``"TypeError: first line of the message"``."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def save(directory: Path, tree: Any) -> None:
-    """``dcp.save`` ``tree`` (a dict) into the existing, empty ``directory`` in this process."""
+    """``dcp.save`` ``tree`` (a dict) into the existing, empty ``directory`` in this process.
+
+    A failure inside DCP is re-raised as the exception that caused it (or ``BadFileError``).
+    """
     import torch.distributed.checkpoint as dist_cp
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dist_cp.save(tree, storage_writer=dist_cp.FileSystemWriter(str(directory)), no_dist=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            writer = dist_cp.FileSystemWriter(str(directory))
+            dist_cp.save(tree, storage_writer=writer, no_dist=True)
+    except (Exception, _checkpoint_exception()) as exc:
+        cause = root_cause(exc)
+        if isinstance(cause, (OSError, KeyboardInterrupt)):
+            raise cause from None
+        raise BadFileError(f"PyTorch's DCP writer failed ({describe(cause)})") from None
