@@ -137,7 +137,10 @@ def open_reader(
         raise BadFileError(f"{path} is empty (0 bytes)")
     try:
         return _open(path, fmt, name)
-    except UnsafeFileError:
+    except UnsafeFileError as exc:
+        actual = sniff(path)
+        if actual is not None and not actual.startswith(".") and "it calls" not in str(exc):
+            raise BadFileError(f"{path} is not a {fmt.NAME} file: it is {actual}") from None
         raise
     except BadFileError as exc:
         actual = sniff(path)
