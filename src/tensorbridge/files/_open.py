@@ -118,6 +118,8 @@ def open_reader(
     for a file only a pickle could load, ``FileUsageError`` for an unknown extension.
     """
     path = Path(path)
+    if fmt is None and not path.suffix and not path.exists():
+        raise BadFileError(f"{path}: no such file or directory")
     checkpoint = fmt is None and (path.is_dir() or sharded.is_index(path))
     fmt = None if checkpoint else (fmt or format_of(path))
     try:
