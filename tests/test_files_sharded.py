@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -305,3 +306,51 @@ def test_sharded_conversion_as_a_subprocess(tmp_path: Path) -> None:
     assert "verified" in proc.stdout
     found = _read_sharded(dst / "model.safetensors.index.json")
     assert {k: bits(v) for k, v in found.items()} == {k: bits(v) for k, v in state.items()}
+
+
+def test_progress_covers_the_whole_multi_file_conversion(tmp_path: Path) -> None:
+    """The progress callback runs across every shard, never backwards, and ends at its total."""
+    state = _state()
+    src, dst = tmp_path / "m.pt", tmp_path / "out"
+    torch.save(state, src)
+    calls: list[tuple[int, int]] = []
+    files.convert(
+        src, dst, max_shard_size="2KB", verify=True, progress=lambda d, t: calls.append((d, t))
+    )
+    totals = {t for _, t in calls}
+    assert totals == {2 * 6000}  # writing and verifying every byte of all three shards
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == 2 * 6000 and len(done) >= 6
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_shows_one_progress_bar_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, convert drives one rich progress bar from 0 to the total over all shards."""
+    from tensorbridge import cli
+
+    src, dst = tmp_path / "m.pt", tmp_path / "out"
+    torch.save(_state(), src)
+    bars: list[cli._ProgressBar] = []
+    real_init = cli._ProgressBar.__init__
+
+    def recording_init(self: cli._ProgressBar, label: str) -> None:
+        real_init(self, label)
+        bars.append(self)
+
+    monkeypatch.setattr(cli._ProgressBar, "__init__", recording_init)
+    monkeypatch.setattr(cli, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert main(["convert", str(src), str(dst), "--max-shard-size", "2KB", "-q"]) == 0
+    assert bars == []  # -q: no bar
+    assert main(["convert", str(src), str(tmp_path / "out2"), "--max-shard-size", "2KB"]) == 0
+    (bar,) = bars
+    (task,) = bar.bar.tasks
+    assert task.total == 6000 and task.completed == 6000
