@@ -40,6 +40,7 @@ __all__ = [
     "reclaim_stale",
     "temp_prefix",
     "unflatten",
+    "unique_keys",
     "unsafe_name",
     "write_bytes",
 ]
@@ -393,6 +394,20 @@ def atomic_dir(dst: Path, *, force: bool) -> Iterator[Path]:
         for leftover in (tmp, aside):
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a key named twice (``json.loads`` keeps the last).
+
+    >>> unique_keys([("a", 1), ("b", 2)])
+    {'a': 1, 'b': 2}
+    """
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadFileError(f"it names {key!r} twice")
+        out[key] = value
+    return out
 
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._dtypes import numpy_dtype
-from ._common import BadFileError, Entry, Layout, Progress, Reader, write_bytes
+from ._common import BadFileError, Entry, Layout, Progress, Reader, unique_keys, write_bytes
 
 __all__ = ["DTYPES", "MAX_HEADER_BYTES", "SafetensorsReader", "write"]
 
@@ -80,15 +80,6 @@ DTYPES = frozenset(TO_TAG)
 """The dtype tags a ``.safetensors`` file holds (those this PyTorch/ml_dtypes install knows)."""
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise BadFileError(f"the header names {key!r} twice")
-        out[key] = value
-    return out
-
-
 class SafetensorsReader(Reader):
     """Reads a ``.safetensors`` file."""
 
@@ -114,7 +105,7 @@ class SafetensorsReader(Reader):
             f.seek(8)
             raw = f.read(n)
         try:
-            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+            header = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
         except BadFileError as exc:
             raise BadFileError(f"{path} has a corrupt header: {exc}") from None
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -30,7 +30,16 @@ from typing import Any
 import numpy as np
 
 from . import safetensors, torchfile
-from ._common import BadFileError, Entry, FileUsageError, Layout, Progress, Reader, unsafe_name
+from ._common import (
+    BadFileError,
+    Entry,
+    FileUsageError,
+    Layout,
+    Progress,
+    Reader,
+    unique_keys,
+    unsafe_name,
+)
 
 __all__ = [
     "DEFAULT_MAX_SHARD_SIZE",
@@ -122,18 +131,9 @@ def find_shards(directory: Path) -> tuple[Path | None, list[Path]]:
     )
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise BadFileError(f"it lists {key!r} twice")
-        out[key] = value
-    return out
-
-
 def _read_index(index: Path) -> tuple[dict[str, str], dict[str, Any]]:
     try:
-        data = json.loads(index.read_text("utf-8"), object_pairs_hook=_no_duplicates)
+        data = json.loads(index.read_text("utf-8"), object_pairs_hook=unique_keys)
     except BadFileError as exc:
         raise BadFileError(f"{index}: {exc}; a tensor must be indexed exactly once") from None
     except FileNotFoundError:
