@@ -33,11 +33,15 @@ MIB = 1 << 20
 BOUND_SLACK = 256 * MIB  # the bound is the largest tensor + 256 MiB
 
 # One conversion in a fresh interpreter: prints its seconds and its peak RSS growth in bytes.
+# Peak RSS is VmHWM, which exec resets; getrusage's ru_maxrss keeps the parent's peak across exec.
 _CHILD = """
-import json, os, resource, sys, time
+import json, os, sys, time
 import torch, safetensors.torch, tensorbridge.files
+def hwm():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 side, index, out, shard_size = sys.argv[1:5]
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 start = time.perf_counter()
 if side == "tensorbridge":
     tensorbridge.files.convert(index, out, max_shard_size=shard_size)
@@ -56,8 +60,7 @@ else:  # the hand-written loop
     with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": meta["metadata"], "weight_map": weight_map}, f)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": seconds, "peak": (peak - base) * 1024}))
+print(json.dumps({"seconds": seconds, "peak": hwm() - base}))
 """
 
 
