@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -354,3 +356,30 @@ def test_cli_shows_one_progress_bar_on_a_terminal(
     (bar,) = bars
     (task,) = bar.bar.tasks
     assert task.total == 6000 and task.completed == 6000
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=5),
+    dtype=st.sampled_from(["float32", "bfloat16", "float16", "int8", "float64"]),
+    limit=st.integers(min_value=1, max_value=200),
+)
+def test_pt_to_shards_to_pt_is_bit_exact(
+    tmp_path_factory: pytest.TempPathFactory, data: list[bytes], dtype: str, limit: int
+) -> None:
+    """Any bits (NaN payloads, -0.0) survive .pt → shards of any size → .pt exactly."""
+    root = tmp_path_factory.mktemp("prop")
+    torch_dtype = getattr(torch, dtype)
+    size = torch.empty(0, dtype=torch_dtype).element_size()
+    state = {}
+    for i, raw in enumerate(data):
+        raw = raw[: len(raw) - len(raw) % size]
+        state[f"t.{i}"] = torch.tensor(list(raw), dtype=torch.uint8).view(torch_dtype)
+    torch.save(state, root / "a.pt")
+    argv = ["convert", str(root / "a.pt"), str(root / "out"), "--max-shard-size", str(limit)]
+    assert main([*argv, "--verify", "-q"]) == 0
+    assert main(["convert", str(root / "out"), str(root / "b.pt"), "--verify", "-q"]) == 0
+    back = torch.load(root / "b.pt", weights_only=True)
+    assert {k: bits(v) for k, v in back.items()} == {k: bits(v) for k, v in state.items()}
