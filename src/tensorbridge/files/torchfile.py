@@ -22,6 +22,7 @@ import mmap
 import os
 import pickle
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -185,11 +186,12 @@ class _FileMap:
             return None
         try:
             records: Any = torch._C.PyTorchFileReader(str(path))
-            offsets = {
-                records.get_record_offset(n)
-                for n in records.get_all_records()
-                if n.startswith("data/")
-            }
+            names = records.get_all_records()
+            offsets = {records.get_record_offset(n) for n in names if n.startswith("data/")}
+            if "byteorder" in names:  # bytes of the other order are swapped by torch.load only
+                order = bytes(records.get_record("byteorder")).decode()
+                if order != sys.byteorder:
+                    return None
         except Exception:  # the legacy format, or anything unexpected: no per-tensor maps
             return None
         if not offsets:
