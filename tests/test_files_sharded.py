@@ -383,3 +383,16 @@ def test_pt_to_shards_to_pt_is_bit_exact(
     assert main(["convert", str(root / "out"), str(root / "b.pt"), "--verify", "-q"]) == 0
     back = torch.load(root / "b.pt", weights_only=True)
     assert {k: bits(v) for k, v in back.items()} == {k: bits(v) for k, v in state.items()}
+
+
+def test_inspect_and_a_failed_index_check_as_a_subprocess(tmp_path: Path) -> None:
+    """`python -m tensorbridge inspect DIR --json` exits 0; with a stray shard, 1 in one line."""
+    index = _hf_checkpoint(tmp_path / "hf", _state())
+    command = [sys.executable, "-m", "tensorbridge", "inspect", str(index.parent), "--json"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["index_check"].startswith("ok")
+    _break(index, "stray shard")
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "'stray'" in proc.stderr
