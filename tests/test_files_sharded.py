@@ -396,3 +396,31 @@ def test_inspect_and_a_failed_index_check_as_a_subprocess(tmp_path: Path) -> Non
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "'stray'" in proc.stderr
+
+
+def test_bin_shard_with_tied_weights_keeps_them_tied(tmp_path: Path) -> None:
+    """A .bin shard whose tied names share storage (both indexed) gives one tensor and an alias."""
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    emb = torch.arange(12.0).reshape(3, 4)
+    torch.save(
+        {"wte.weight": emb, "lm_head.weight": emb}, folder / "pytorch_model-00001-of-00002.bin"
+    )
+    torch.save({"ln.bias": torch.ones(4)}, folder / "pytorch_model-00002-of-00002.bin")
+    weight_map = {
+        "wte.weight": "pytorch_model-00001-of-00002.bin",
+        "lm_head.weight": "pytorch_model-00001-of-00002.bin",
+        "ln.bias": "pytorch_model-00002-of-00002.bin",
+    }
+    index = folder / "pytorch_model.bin.index.json"
+    index.write_text(json.dumps({"metadata": {"total_size": 64}, "weight_map": weight_map}))
+    dst = tmp_path / "out"
+    assert main(["convert", str(index), str(dst), "--verify", "-q"]) == 0
+    written = json.loads((dst / "model.safetensors.index.json").read_text())
+    assert sorted(written["weight_map"]) == ["ln.bias", "wte.weight"]
+    assert written["metadata"]["tensorbridge.aliases"] == {"lm_head.weight": "wte.weight"}
+    back = tmp_path / "back.pt"
+    assert main(["convert", str(dst), str(back), "-q"]) == 0
+    out = torch.load(back, weights_only=True)
+    assert out["lm_head.weight"].data_ptr() == out["wte.weight"].data_ptr()
+    assert torch.equal(out["lm_head.weight"], emb)
