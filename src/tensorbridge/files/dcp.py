@@ -51,6 +51,9 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
             )
         ),
         ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+        # where PyTorch 2.0-2.1 kept DCP's tensor properties
+        ("torch.distributed._shard.sharded_tensor.metadata", "TensorProperties"),
+        ("torch.distributed._shard.sharded_tensor.metadata", "MEM_FORMAT_ENCODING"),
         ("torch.serialization", "_get_layout"),
         ("torch", "Size"),
         ("collections", "OrderedDict"),
