@@ -8,6 +8,7 @@ the list of entries it will write (a ``Layout``) and then the arrays one by one.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import re
 import shutil
@@ -246,14 +247,47 @@ def cast(array: np.ndarray, dtype: np.dtype[Any] | None) -> np.ndarray:
 def chunks(array: np.ndarray, dtype: np.dtype[Any] | None = None) -> Iterator[np.ndarray]:
     """``array``'s values in C order as flat arrays of about ``CHUNK_BYTES``, cast to ``dtype``.
 
-    Casting chunk by chunk keeps a cast's extra memory at one chunk, not one more tensor.
+    Casting chunk by chunk keeps a cast's extra memory at one chunk, not one more tensor; the
+    pages of a read-only file map are handed back once their chunk has been used (``release``),
+    so reading a mapped tensor holds one chunk of it, not all of it.
     """
     array = np.ascontiguousarray(array)
     flat = array.reshape(-1)
     out = dtype if dtype is not None else array.dtype
     step = max(1, CHUNK_BYTES // max(out.itemsize, array.dtype.itemsize))
     for start in range(0, flat.size, step):
-        yield np.ascontiguousarray(cast(flat[start : start + step], dtype))
+        part = flat[start : start + step]
+        yield np.ascontiguousarray(cast(part, dtype))
+        release(part)
+
+
+def _file_map(array: Any) -> mmap.mmap | None:
+    """The read-only file map ``array``'s memory lies in, or ``None``."""
+    node = array
+    while node is not None:
+        if isinstance(node, np.memmap) and node.mode == "r":
+            found = getattr(node, "_mmap", None)
+            return found if isinstance(found, mmap.mmap) else None
+        node = getattr(node, "base", None)
+    return None
+
+
+def release(array: np.ndarray) -> None:
+    """Hand back the pages of a read-only file map that a used C-contiguous ``array`` lies in.
+
+    The kernel drops them from this process (they stay in the file and the page cache), so they
+    no longer count in its memory; reading them again maps them again. Nothing happens for
+    memory that is not a read-only file map (``np.memmap`` with ``mode="r"``).
+    """
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    mapped = _file_map(array)
+    if advice is None or mapped is None or not array.flags.c_contiguous or array.nbytes == 0:
+        return
+    begin = array.ctypes.data - np.frombuffer(mapped, np.uint8).ctypes.data
+    end = min(len(mapped), begin + array.nbytes)
+    begin -= begin % mmap.PAGESIZE
+    if 0 <= begin < end:
+        mapped.madvise(advice, begin, end - begin)
 
 
 def write_bytes(

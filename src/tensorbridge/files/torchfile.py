@@ -18,7 +18,6 @@ storage (tied weights), casting shared storage once.
 
 from __future__ import annotations
 
-import mmap
 import os
 import pickle
 import re
@@ -219,12 +218,7 @@ class _FileMap:
         span *= itemsize
         if first < 0 or first + span > self.size:
             return None
-        start = first - first % mmap.ALLOCATIONGRANULARITY
-        with open(self.path, "rb") as f:
-            mapped = mmap.mmap(
-                f.fileno(), first - start + span, offset=start, access=mmap.ACCESS_READ
-            )
-        raw = np.frombuffer(mapped, np.uint8, span, first - start)
+        raw = np.memmap(self.path, np.uint8, mode="r", offset=first, shape=(span,))
         # strided over bytes with a trailing axis of one item, then viewed as the dtype: NumPy's
         # as_strided cannot build ml_dtypes arrays directly
         strides = (*(st * itemsize for st in t.stride()), 1)
