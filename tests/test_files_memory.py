@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,8 +54,12 @@ def _grown(checkpoint: Path, dst: Path, options: list[str]) -> int:
 
 @pytest.mark.parametrize(
     "args",
-    [["model.safetensors", "--float-dtype", "bfloat16"], ["shards", "--max-shard-size", "64MB"]],
-    ids=["pt-to-safetensors-cast", "pt-to-shards"],
+    [
+        ["model.safetensors", "--float-dtype", "bfloat16"],
+        ["shards", "--max-shard-size", "64MB"],
+        ["model.npz", "--verify"],
+    ],
+    ids=["pt-to-safetensors-cast", "pt-to-shards", "pt-to-npz-verified"],
 )
 def test_conversion_memory_stays_near_one_tensor(
     checkpoint: Path, tmp_path: Path, args: list[str]
@@ -72,3 +77,25 @@ def test_the_measure_sees_a_whole_checkpoint_in_memory(checkpoint: Path, tmp_pat
     whole cast checkpoint, so the measure does see memory a conversion holds."""
     grown = _grown(checkpoint, tmp_path / "copy.pt", ["--dtype", "float64"])
     assert grown > TENSORS * TENSOR_MIB * MIB * 2 * 0.9, f"grew {grown / MIB:.0f} MiB"
+
+
+def _rss_file() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssFile:"))
+
+
+def test_reading_a_mapped_array_hands_its_pages_back(tmp_path: Path) -> None:
+    """Chunked reading of a read-only map keeps a chunk or two resident; plain reading keeps all."""
+    from tensorbridge.files._common import chunks
+
+    path = tmp_path / "x.bin"
+    path.write_bytes(np.random.default_rng(0).bytes(64 * MIB))
+    mapped = np.memmap(path, np.uint8, mode="r")
+    before = _rss_file()
+    seen = sum(int(c[::4096].sum()) for c in chunks(mapped))
+    after_chunks = _rss_file()
+    plain = int(np.asarray(mapped)[::4096].sum())
+    after_plain = _rss_file()
+    assert seen == plain
+    assert after_chunks - before < 40 * MIB
+    assert after_plain - after_chunks > 48 * MIB  # control: the same pages, kept
