@@ -424,3 +424,11 @@ def test_bin_shard_with_tied_weights_keeps_them_tied(tmp_path: Path) -> None:
     out = torch.load(back, weights_only=True)
     assert out["lm_head.weight"].data_ptr() == out["wte.weight"].data_ptr()
     assert torch.equal(out["lm_head.weight"], emb)
+
+
+def test_a_trailing_slash_makes_dst_a_directory(tmp_path: Path) -> None:
+    """DST `model.v2/` is a directory of shards even though its name has a dot."""
+    src = tmp_path / "m.pt"
+    torch.save(_state(2), src)
+    assert main(["convert", str(src), str(tmp_path / "model.v2") + "/", "-q"]) == 0
+    assert len(_read_sharded(tmp_path / "model.v2" / "model.safetensors.index.json")) == 2

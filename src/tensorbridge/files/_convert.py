@@ -94,16 +94,16 @@ class _Dst:
         return self.kind == "shards" or self.fmt in (torchfile, safetensors)
 
 
-def _destination(dst: Path, fmt: str | None) -> _Dst:
+def _destination(dst: Path, fmt: str | None, as_folder: bool = False) -> _Dst:
     if fmt is not None:
         if fmt != "dcp":
             raise FileUsageError(f"--format {fmt!r} is not known; the one format option is dcp")
         return _Dst(dst, "dcp")
     if sharded.is_index(dst):
         return _Dst(dst, "shards", shards=sharded.shard_target(dst))
-    if dst.suffix.lower() in FORMATS and not dst.is_dir():
+    if dst.suffix.lower() in FORMATS and not dst.is_dir() and not as_folder:
         return _Dst(dst, "file", format_of(dst))
-    if dst.is_dir() or str(dst).endswith(("/", os.sep)) or not dst.suffix:
+    if dst.is_dir() or as_folder or not dst.suffix:
         return _Dst(dst, "shards", shards=sharded.shard_target(dst))
     format_of(dst)  # raises: unknown extension
     raise AssertionError("unreachable")
@@ -288,8 +288,9 @@ def convert(
     >>> convert("ckpt.pt", "ckpt_bf16.pt", float_dtype="bfloat16")   # doctest: +SKIP
     >>> convert("model.pt", "out/", max_shard_size="2GB", verify=True)  # doctest: +SKIP
     """
+    as_folder = os.fspath(dst).endswith(("/", os.sep))  # Path() drops a trailing slash
     src, dst = Path(src), Path(dst)
-    out = _destination(dst, format)
+    out = _destination(dst, format, as_folder)
     if max_shard_size is not None and out.kind != "shards":
         raise FileUsageError(
             f"--max-shard-size writes shards, and {dst} is not a sharded destination; give a "
