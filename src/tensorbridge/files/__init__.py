@@ -136,10 +136,11 @@ def inspect(path: str | os.PathLike[str]) -> FileInfo:
             info.shards = reader.describe()
             info.file_bytes = sum(row["file_bytes"] for row in info.shards)
             info.index = str(reader.index) if reader.index is not None else None
-            listed = "the index" if reader.index is not None else "no index: shards"
             info.index_check = (
-                f"ok: {len(info.shards)} shard(s), every tensor in {listed} is in exactly one "
+                f"ok: {len(info.shards)} shard(s), every tensor in the index is in exactly one "
                 "shard, no shard holds an unlisted tensor"
+                if reader.index is not None
+                else f"no index: {len(info.shards)} file(s) read as shards, no tensor in two"
             )
             total = reader.index_metadata.get("total_size")
             info.index_total_size = total if isinstance(total, int) else None
