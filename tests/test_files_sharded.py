@@ -432,3 +432,26 @@ def test_a_trailing_slash_makes_dst_a_directory(tmp_path: Path) -> None:
     torch.save(_state(2), src)
     assert main(["convert", str(src), str(tmp_path / "model.v2") + "/", "-q"]) == 0
     assert len(_read_sharded(tmp_path / "model.v2" / "model.safetensors.index.json")) == 2
+
+
+def test_directory_without_index_reads_only_an_unambiguous_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No index: one complete shard set reads; a stray file beside it is refused, not merged."""
+    state = _state()
+    index = _hf_checkpoint(tmp_path / "hf", state)
+    index.unlink()
+    dst = tmp_path / "all.safetensors"
+    assert main(["convert", str(index.parent), str(dst), "-q"]) == 0
+    with safe_open(str(dst), "pt") as f:
+        assert sorted(f.keys()) == sorted(state)
+    save_file({"lora.A": torch.ones(2)}, str(index.parent / "adapter_model.safetensors"))
+    assert main(["convert", str(index.parent), str(tmp_path / "b.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert "adapter_model.safetensors" in err and "no index" in err and err.count("\n") == 1
+    single = index.parent / "adapter_model.safetensors"  # the fix: name the file
+    assert main(["convert", str(single), str(tmp_path / "lora.safetensors"), "-q"]) == 0
+    (index.parent / "model-00002-of-00003.safetensors").unlink()
+    single.unlink()
+    assert main(["inspect", str(index.parent)]) == 1  # an incomplete set is not read either
+    assert "not one complete set" in capsys.readouterr().err

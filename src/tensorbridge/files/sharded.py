@@ -111,8 +111,26 @@ def _index_format(path: Path) -> ModuleType:
     )
 
 
+_SHARD_NAME = re.compile(r"(.+)-(\d{5})-of-(\d{5})\.(safetensors|bin|pt|pth)")
+
+
+def _complete_set(files: list[Path]) -> bool:
+    """Whether ``files`` are exactly shards 1..N of one ``PREFIX-0000k-of-0000N.ext`` set."""
+    found = [_SHARD_NAME.fullmatch(p.name) for p in files]
+    if not all(found):
+        return False
+    kinds = {(m.group(1), m.group(3), m.group(4)) for m in found if m}
+    numbers = sorted(int(m.group(2)) for m in found if m)
+    return len(kinds) == 1 and numbers == list(range(1, int(next(iter(kinds))[1]) + 1))
+
+
 def find_shards(directory: Path) -> tuple[Path | None, list[Path]]:
-    """The index file (or ``None``) and the shard files of a checkpoint directory."""
+    """The index file (or ``None``) and the shard files of a checkpoint directory.
+
+    Without an index, a directory is read only when what it holds is unambiguous: one tensor file
+    of a kind (``model.safetensors``), or one complete set of shards (``model-00001-of-00002``,
+    ``model-00002-of-00002``); a stray file beside them is refused, never merged in.
+    """
     indexes = sorted(p for p in directory.iterdir() if is_index(p))
     if len(indexes) > 1:
         names = ", ".join(p.name for p in indexes)
@@ -123,8 +141,15 @@ def find_shards(directory: Path) -> tuple[Path | None, list[Path]]:
         return indexes[0], []
     for exts in ((".safetensors",), (".bin", ".pt", ".pth")):
         shards = sorted(p for p in directory.iterdir() if p.suffix in exts and p.is_file())
-        if shards:
+        if len(shards) == 1 or (shards and _complete_set(shards)):
             return None, shards
+        if shards:
+            names = ", ".join(p.name for p in shards[:4]) + (", ..." if len(shards) > 4 else "")
+            raise BadFileError(
+                f"{directory} holds {len(shards)} {exts[0]} files ({names}) and no index, and "
+                "they are not one complete set of shards; give the file to read, or its "
+                "*.index.json"
+            )
     raise BadFileError(
         f"{directory} holds no checkpoint: no *.index.json, no .safetensors or .bin files, "
         "no DCP .metadata"
