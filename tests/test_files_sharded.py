@@ -455,3 +455,29 @@ def test_directory_without_index_reads_only_an_unambiguous_set(
     single.unlink()
     assert main(["inspect", str(index.parent)]) == 1  # an incomplete set is not read either
     assert "not one complete set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-folder", "existing-folder"])
+def test_interrupt_between_shards_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    """Ctrl-C after the first shard exits 130 and leaves no shard, no index, no temporary."""
+    src, dst = tmp_path / "m.pt", tmp_path / "out"
+    torch.save(_state(), src)
+    if existing:
+        dst.mkdir()
+        (dst / "config.json").write_text("{}")
+    real = files.safetensors.write
+    calls = []
+
+    def interrupted(path: Path, *args: object) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files.safetensors, "write", interrupted)
+    assert main(["convert", str(src), str(dst), "--max-shard-size", "2KB"]) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["m.pt", "out"] if existing else ["m.pt"])
+    if existing:
+        assert sorted(p.name for p in dst.iterdir()) == ["config.json"]
