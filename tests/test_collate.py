@@ -364,7 +364,7 @@ def test_ragged_list_gives_per_sample_tensors():
 
 
 def test_ragged_ranks_point_to_list():
-    """Samples of different ranks cannot be padded: the error names ``ragged="list"``, which works."""
+    """Different ranks cannot be padded; the error names ``ragged="list"``, which works."""
     samples = [np.ones(2), np.ones((2, 2))]
     with pytest.raises(tb.ConversionError, match='ragged="list"'):
         tb.collate(samples, ragged="pad")
