@@ -586,3 +586,15 @@ def test_ml_dtypes_bfloat16_numpy_scalars():
     """ml_dtypes NumPy scalars (bfloat16) batch as bfloat16."""
     same(tb.collate([ml_dtypes.bfloat16(1.5), ml_dtypes.bfloat16(2)]),
          torch.tensor([1.5, 2.0], dtype=torch.bfloat16))  # fmt: skip
+
+
+def test_bench_cases_report_bytes_copied(capsys):
+    """The collate benchmark runs against default_collate and reports the bytes a batch copies."""
+    import json
+
+    from tensorbridge.bench import main
+
+    assert main(["--quick", "--rounds", "1", "--filter", "collate: 256 dicts", "--json"]) == 0
+    (case,) = json.loads(capsys.readouterr().out)["cases"]
+    assert case["status"] in ("PASS", "MISS")
+    assert case["extra"]["bytes_copied"] == 256 * 8 * 16 * 4  # every sample copied once
