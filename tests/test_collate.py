@@ -159,6 +159,24 @@ def test_fixable_arrays_batch_exactly(fix, dtype):
     same(tb.collate(samples), expected)
 
 
+@pytest.mark.parametrize("fix", list(FIXES))
+def test_fixable_arrays_cast_exactly(fix):
+    """With ``float_dtype``, fixable arrays are cast in the one copy, as PyTorch casts them."""
+    plain = _arrays(np.float64)
+    samples = [FIXES[fix](a) for a in plain]
+    expected = default_collate(plain).to(torch.float16)
+    same(tb.collate(samples, float_dtype=torch.float16), expected)
+
+
+def test_mixed_leaf_kinds_in_one_field():
+    """A field mixing tensors, arrays, NumPy scalars and numbers of one dtype batches by value."""
+    samples = [torch.tensor(1), np.array(2), np.int64(3), 4, _read_only(np.array(5))]
+    same(tb.collate(samples), torch.tensor([1, 2, 3, 4, 5]))
+    w = torch.ones(2, requires_grad=True)
+    batch = tb.collate([w, _read_only(np.ones(2, np.float32))[::-1]])
+    assert batch.requires_grad and torch.equal(batch.detach(), torch.ones(2, 2))
+
+
 def test_bgr_flip_batches_without_error():
     """A BGR→RGB flip (``[..., ::-1]``), which default_collate cannot stack, batches exactly."""
     images = [np.arange(24, dtype=np.uint8).reshape(2, 4, 3) + i for i in range(3)]
@@ -576,9 +594,17 @@ def test_explain_ragged_list_holds_per_sample_plans():
 
 def test_no_warning_where_default_collate_warns():
     """Read-only arrays make default_collate warn; collate never does (filterwarnings=error)."""
+    import subprocess
+    import sys
+
+    # PyTorch warns once per process: default_collate is watched in a fresh one.
+    code = (
+        "import numpy as np; from torch.utils.data import default_collate\n"
+        "a = np.ones(2); a.flags.writeable = False; default_collate([a, a])"
+    )
+    run = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True)
+    assert run.returncode != 0 and b"not writable" in run.stderr
     samples = [_read_only(np.ones(2)) for _ in range(2)]
-    with pytest.warns(UserWarning):
-        default_collate(samples)
     same(tb.collate(samples), torch.ones(2, 2, dtype=torch.float64))
 
 

@@ -898,8 +898,10 @@ def _per_sample(out: torch.Tensor, arg: FillArg) -> torch.Tensor:
 
 
 def _stack_on_graph(_: Any, arg: tuple[list[Any], torch.dtype]) -> torch.Tensor:
+    from ._api import to_torch
+
     values, target = arg
-    tensors = [v if isinstance(v, torch.Tensor) else torch.as_tensor(v) for v in values]
+    tensors = [v if isinstance(v, torch.Tensor) else to_torch(v) for v in values]
     return torch.stack(tensors).to(target)
 
 
