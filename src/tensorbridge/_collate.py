@@ -977,18 +977,18 @@ def explain(
     o = options(dtype, float_dtype, ragged, pad_value)
     tree = plan(samples, o, explaining=True)
     leaves: dict[str, Plan] = {}
-    for f in fields(tree):
+    batched = fields(tree)
+    for f in batched:
         text = f.input if isinstance(f.input, str) else _input_text(f.input)
         leaves[f.path] = Plan.from_steps("torch", text, f.steps)
         if f.leaves:
             leaves.update(f.leaves)
-    stacked = [p for path, p in leaves.items() if path.startswith("batch")]
     copies = sum(p.copies for p in leaves.values())
     where = " in shared memory (DataLoader worker)" if o.shared else ""
     return Plan(
         target="torch",
         input=f"{len(samples)} samples of {type(samples[0]).__name__}",
-        steps=(f"collate {len(samples)} samples into {_count(len(stacked), 'field')}{where}",),
+        steps=(f"collate {len(samples)} samples into {_count(len(batched), 'field')}{where}",),
         copies=copies,
         bytes_copied=sum(p.bytes_copied for p in leaves.values()),
         shares_memory=copies == 0,
