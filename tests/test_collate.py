@@ -121,6 +121,11 @@ def test_tensors_requiring_grad_stay_on_the_graph():
     batch = tb.collate([w * 2, w * 3])
     batch.sum().backward()
     assert w.grad is not None and torch.equal(w.grad, torch.full((3,), 5.0))
+    w.grad = None
+    padded = tb.collate([w * 2, w[:2] * 3], ragged="pad")
+    same(padded.detach(), torch.tensor([[2.0, 2.0, 2.0], [3.0, 3.0, 0.0]]))
+    padded.sum().backward()
+    assert torch.equal(w.grad, torch.tensor([5.0, 5.0, 2.0]))
 
 
 # --- inputs default_collate warns or fails on ---------------------------------------------

@@ -43,7 +43,7 @@ _NUMBERS = (bool, int, float, complex)
 # (and complex → complex128, which default_collate refuses); a field mixing them is promoted.
 _PY_DTYPES = {bool: torch.bool, int: torch.int64, float: torch.float64, complex: torch.complex128}
 _PY_RANK = {torch.bool: 0, torch.int64: 1, torch.float64: 2, torch.complex128: 3}
-_ALIGNED, _WRITEABLE = 0x100, 0x400  # NPY_ARRAY_* flag bits
+_ALIGNED = 0x100  # the NPY_ARRAY_ALIGNED flag bit
 
 
 class Options(NamedTuple):
@@ -399,7 +399,7 @@ class Survey(NamedTuple):
     sources: tuple[torch.dtype, ...]  # the distinct dtypes, first sample's first
     shapes: list[tuple[int, ...]]
     device: torch.device
-    adapted: list[int]  # the samples read through to_numpy
+    adapted: list[int]  # the samples read through to_numpy or to_torch first
     grad: bool
 
 
@@ -505,7 +505,7 @@ def _plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: boo
     full = (n, *shape)
     nbytes = math.prod(full) * target.itemsize
     sample_bytes = sum(math.prod(s) for s in shapes) * target.itemsize if ragged else nbytes
-    if grad:
+    if grad and not ragged:  # padding copies each sample in with copy_, which autograd records
         step = Step(
             lambda: (
                 "stack on the autograd graph (torch.stack, keeps the graph): "
@@ -557,7 +557,7 @@ def _plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: boo
 
 
 def _leaf_kind(x: Any) -> str:
-    """ "array" for everything batched as one leaf; "other" for values and containers."""
+    """Whether ``x`` is batched as one leaf ("array") or is a value or a container ("other")."""
     if isinstance(x, (torch.Tensor, np.ndarray, np.generic)) and not isinstance(
         x, (np.str_, np.bytes_)
     ):
