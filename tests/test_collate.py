@@ -629,3 +629,114 @@ def test_bench_cases_report_bytes_copied(capsys):
     (case,) = json.loads(capsys.readouterr().out)["cases"]
     assert case["status"] in ("PASS", "MISS")
     assert case["extra"]["bytes_copied"] == 256 * 8 * 16 * 4  # every sample copied once
+
+
+# --- property tests: random schemas, side by side -----------------------------------------
+
+_LEAF_DTYPES = ["bool", "uint8", "int16", "int32", "int64", "float16", "float32", "float64"]
+
+
+@st.composite
+def leaf_schemas(draw):
+    """How one leaf is made in every sample: kind, dtype and shape."""
+    kind = draw(st.sampled_from(["tensor", "array", "npscalar", "int", "float", "bool", "str"]))
+    dtype = draw(st.sampled_from(_LEAF_DTYPES))
+    shape = tuple(draw(st.lists(st.integers(0, 3), max_size=3)))
+    return ("leaf", kind, dtype, shape)
+
+
+def schemas():
+    """A sample's structure: dicts, lists, tuples and namedtuples of leaves."""
+    return st.recursive(
+        leaf_schemas(),
+        lambda inner: st.one_of(
+            st.dictionaries(st.sampled_from("abcde"), inner, min_size=1, max_size=3).map(
+                lambda d: ("dict", d)
+            ),
+            st.lists(inner, min_size=1, max_size=3).map(lambda xs: ("list", xs)),
+            st.lists(inner, min_size=1, max_size=3).map(lambda xs: ("tuple", xs)),
+            st.tuples(inner, inner).map(lambda xy: ("point", xy)),
+        ),
+        max_leaves=6,
+    )
+
+
+def make(schema, rng: np.random.Generator) -> Any:
+    """One sample of ``schema``, with random values."""
+    tag = schema[0]
+    if tag == "dict":
+        return {k: make(v, rng) for k, v in schema[1].items()}
+    if tag in ("list", "tuple"):
+        items = [make(v, rng) for v in schema[1]]
+        return items if tag == "list" else tuple(items)
+    if tag == "point":
+        return Point(*(make(v, rng) for v in schema[1]))
+    _, kind, dtype, shape = schema
+    values = np.asarray(np.abs(rng.standard_normal(shape) * 50)).astype(dtype)
+    if kind == "tensor":
+        return torch.from_numpy(values)
+    if kind == "array":
+        return values
+    scalar = values.reshape(-1)[0] if values.size else np.zeros((), dtype)[()]
+    if kind == "npscalar":
+        return np.dtype(dtype).type(scalar)
+    if kind == "str":
+        return str(scalar)
+    return {"int": int, "float": float, "bool": bool}[kind](scalar)
+
+
+@settings(max_examples=80, deadline=None)
+@given(schema=schemas(), n=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_random_schemas_equal_default_collate(schema, n, seed):
+    """Samples of any (dict, list, tuple, namedtuple) structure batch as default_collate does."""
+    rng = np.random.default_rng(seed)
+    samples = [make(schema, rng) for _ in range(n)]
+    same(tb.collate(samples), default_collate(samples))
+
+
+def _perturb(sample: Any, how: str) -> tuple[Any, bool]:
+    """``sample`` with its first leaf changed in one way; whether anything changed."""
+    if isinstance(sample, dict):
+        for k, v in sample.items():
+            new, changed = _perturb(v, how)
+            if changed:
+                return {**sample, k: new}, True
+        return sample, False
+    if isinstance(sample, (list, tuple)):
+        for i, v in enumerate(sample):
+            new, changed = _perturb(v, how)
+            if changed:
+                items = list(sample)
+                items[i] = new
+                return (Point(*items) if isinstance(sample, Point) else type(sample)(items)), True
+        return sample, False
+    if isinstance(sample, (np.ndarray, torch.Tensor)):
+        a = np.asarray(sample)
+        if how == "shape":
+            a = np.zeros(a.shape + (1,), a.dtype)
+        elif how == "dtype":
+            a = a.astype(np.complex64)
+        elif how == "kind":
+            return "text", True
+        return (torch.from_numpy(a) if isinstance(sample, torch.Tensor) else a), True
+    return sample, False
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    schema=schemas(),
+    n=st.integers(2, 4),
+    seed=st.integers(0, 2**16),
+    how=st.sampled_from(["shape", "dtype", "kind"]),
+)
+def test_a_sample_that_differs_is_named(schema, n, seed, how):
+    """One sample whose leaf differs in shape, dtype or kind raises a ``ConversionError`` that
+    names that sample (never a raw exception)."""
+    rng = np.random.default_rng(seed)
+    samples = [make(schema, rng) for _ in range(n)]
+    bad, changed = _perturb(samples[-1], how)
+    if not changed:
+        return
+    samples[-1] = bad
+    with pytest.raises(tb.ConversionError, match=rf"samples\[{n - 1}\]"):
+        tb.collate(samples)
