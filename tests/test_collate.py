@@ -713,7 +713,7 @@ def _perturb(sample: Any, how: str) -> tuple[Any, bool]:
     if isinstance(sample, (np.ndarray, torch.Tensor)):
         a = np.asarray(sample)
         if how == "shape":
-            a = np.zeros(a.shape + (1,), a.dtype)
+            a = np.zeros((*a.shape, 1), a.dtype)
         elif how == "dtype":
             a = a.astype(np.complex64)
         elif how == "kind":
