@@ -740,3 +740,36 @@ def test_a_sample_that_differs_is_named(schema, n, seed, how):
     samples[-1] = bad
     with pytest.raises(tb.ConversionError, match=rf"samples\[{n - 1}\]"):
         tb.collate(samples)
+
+
+class DLPackOnly:
+    """An object exposing its data only through ``__dlpack__`` (as JAX and CuPy arrays do)."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self._a = a
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        return self._a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self._a.__dlpack_device__()
+
+
+def test_dlpack_matrix_and_image_samples():
+    """DLPack producers, ``np.matrix`` and PIL images batch as their array forms."""
+    same(tb.collate([DLPackOnly(np.arange(3, dtype=np.int32))] * 2),
+         torch.tensor([[0, 1, 2]] * 2, dtype=torch.int32))  # fmt: skip
+    with quiet():
+        m = np.matrix([[1.0, 2.0]])
+    same(tb.collate([m, m]), torch.tensor([[[1.0, 2.0]]] * 2, dtype=torch.float64))
+    image = pytest.importorskip("PIL.Image")
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    img = image.fromarray(pixels)
+    same(tb.collate([img, img]), torch.from_numpy(np.stack([pixels, pixels])))
+
+
+def test_xarray_samples():
+    """xarray DataArray samples batch as their values."""
+    xr = pytest.importorskip("xarray")
+    da = xr.DataArray(np.arange(4.0).reshape(2, 2), dims=("y", "x"))
+    same(tb.collate([da, da]), torch.from_numpy(np.stack([da.values, da.values])))

@@ -367,7 +367,7 @@ def _leaf_dtype(x: Any, i: int, suffix: str, o: Options) -> tuple[Any, torch.dty
 def _adapt(x: Any, i: int, suffix: str, o: Options) -> tuple[Any, torch.dtype]:
     """Any other leaf through the core's rules (masks, long double, datetimes, producers): its
     array view from ``to_numpy``, or, for dtypes PyTorch lacks, the tensor ``to_torch`` makes."""
-    from ._api import to_numpy, to_torch
+    from . import to_numpy, to_torch  # the public functions, whatever module holds them
 
     try:
         a = to_numpy(x)
@@ -633,7 +633,7 @@ def _input_text(column: Sequence[Any]) -> str:
 
 def _plan_list(column: Sequence[Any], path: str, o: Options, explaining: bool) -> Field:
     """``ragged="list"``: each sample converted as ``to_torch`` converts it."""
-    from ._api import explain as explain_one
+    from . import explain as explain_one
 
     kw = {"dtype": o.dtype, "float_dtype": o.float_dtype}
     leaves = (
@@ -652,7 +652,7 @@ def _plan_list(column: Sequence[Any], path: str, o: Options, explaining: bool) -
 def _adapted_plans(
     column: Sequence[Any], values: Sequence[Any], adapted: list[int], suffix: str, o: Options
 ) -> dict[str, Plan]:
-    from ._api import explain as explain_one
+    from . import explain as explain_one
 
     kw = {"dtype": o.dtype, "float_dtype": o.float_dtype}
     return {
@@ -898,7 +898,7 @@ def _per_sample(out: torch.Tensor, arg: FillArg) -> torch.Tensor:
 
 
 def _stack_on_graph(_: Any, arg: tuple[list[Any], torch.dtype]) -> torch.Tensor:
-    from ._api import to_torch
+    from . import to_torch
 
     values, target = arg
     tensors = [v if isinstance(v, torch.Tensor) else to_torch(v) for v in values]
@@ -906,7 +906,7 @@ def _stack_on_graph(_: Any, arg: tuple[list[Any], torch.dtype]) -> torch.Tensor:
 
 
 def _to_torch_each(_: Any, arg: tuple[list[Any], dict[str, Any]]) -> list[torch.Tensor]:
-    from ._api import to_torch
+    from . import to_torch
 
     column, kw = arg
     out = []
