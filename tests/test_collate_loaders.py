@@ -45,6 +45,12 @@ def collate_and_report(samples: list[Any]) -> tuple[Any, torch.Tensor]:
     return batch, torch.tensor(shared)
 
 
+# Python 3.12+ warns that fork() in a multi-threaded process (PyTorch's thread pools) may deadlock;
+# that is about the test process, not about what is tested.
+fork_in_threads = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+
+
+@fork_in_threads
 def test_dataloader_with_two_workers():
     """Two workers batch fixable samples exactly, in shared memory, with no warning."""
     ds = FixableDataset(12)
@@ -62,6 +68,7 @@ def test_dataloader_with_two_workers():
         assert batch["name"] == [f"s{i}" for i in range(4 * k, 4 * k + 4)]
 
 
+@fork_in_threads
 def test_dataloader_collate_fn_equals_default_collate_on_plain_samples():
     """With workers, ``collate_fn=tb.collate`` gives what default_collate gives on plain data."""
     data = [{"x": np.full((2, 2), i, np.float32), "y": i, "s": str(i)} for i in range(8)]
