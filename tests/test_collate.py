@@ -4,6 +4,7 @@ path and the sample. References are built with plain NumPy and PyTorch."""
 
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import tracemalloc
@@ -773,3 +774,34 @@ def test_xarray_samples():
     xr = pytest.importorskip("xarray")
     da = xr.DataArray(np.arange(4.0).reshape(2, 2), dims=("y", "x"))
     same(tb.collate([da, da]), torch.from_numpy(np.stack([da.values, da.values])))
+
+
+def test_casts_across_kinds():
+    """``dtype=`` casts floats to integers as PyTorch does: tensors, arrays, flipped arrays."""
+    data = torch.tensor([[1.7, -2.5, 300.2]], dtype=torch.float64)
+    expected = torch.cat([data, data, data]).to(torch.int16).reshape(3, 1, 3)
+    for samples in ([data[0:1], data[0:1], data[0:1]], [data.numpy()] * 3,
+                    [data.numpy()[:, ::-1].copy()[:, ::-1]] * 3):  # fmt: skip
+        same(tb.collate(samples, dtype=torch.int16), expected)
+
+
+def test_nan_into_an_integer_dtype_names_the_sample():
+    """A Python NaN asked into an integer dtype raises naming its sample, not a raw error."""
+    with pytest.raises(tb.ConversionError, match=r"samples\[1\]\[\"v\"\]"):
+        tb.collate([{"v": 1.0}, {"v": float("nan")}], dtype=torch.int64)
+
+
+def test_sequences_of_numbers_and_tensor_batches():
+    """``array.array`` samples batch by position (a list, as for lists); a tensor or an array
+    passed as the samples batches its rows."""
+    out = tb.collate([array.array("f", [1, 2]), array.array("f", [3, 4])])
+    same(
+        out,
+        [
+            torch.tensor([1.0, 3.0], dtype=torch.float64),
+            torch.tensor([2.0, 4.0], dtype=torch.float64),
+        ],
+    )
+    rows = torch.arange(6.0).reshape(3, 2)
+    same(tb.collate(rows), default_collate(list(rows)))
+    same(tb.collate(rows.numpy()), default_collate(rows.numpy()))

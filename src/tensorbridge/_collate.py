@@ -168,6 +168,8 @@ def plan(samples: Any, o: Options, explaining: bool = False) -> Field | Node:
     ``explaining`` adds what only ``explain`` reports (the costs of per-sample ``to_torch``
     and ``to_numpy`` conversions); the steps are the same.
     """
+    if isinstance(samples, (np.ndarray, torch.Tensor)) and samples.ndim:
+        samples = list(samples)  # rows, as default_collate indexes them
     if isinstance(samples, (str, bytes, cabc.Mapping)) or not isinstance(samples, Sequence):
         fix = (
             "a dict of columns is a batch already: convert it with tb.to_torch(columns)"
@@ -321,7 +323,7 @@ def _rebuild_sequence(elem: Any, values: list[Any]) -> Any:
                 clone[i] = v
             return clone
         return type(elem)(values)
-    except TypeError:
+    except (TypeError, ValueError):  # array.array and the like hold numbers, not tensors
         return values
 
 
@@ -518,7 +520,7 @@ def _plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: boo
         )
         return Field(path, column, [step])
     shared = o.shared and device.type == "cpu"
-    how = _method(values, cast, ragged)
+    how = _method(values, sources, target, ragged)
     fill = _FILLS[how]
     if target is _COMPLEX32 or _COMPLEX32 in sources:
         fill = _quiet_complex32(fill)
@@ -663,15 +665,25 @@ def _adapted_plans(
     }
 
 
-def _method(values: Sequence[Any], cast: bool, padded: bool) -> str:
+def _method(
+    values: Sequence[Any],
+    sources: tuple[torch.dtype, ...],
+    target: torch.dtype,
+    padded: bool,
+) -> str:
     """How the samples are copied into the batch: one call for the common cases."""
     if padded:
         return "per sample"
+    cast = any(s != target for s in sources)
     if all(isinstance(v, torch.Tensor) for v in values):
+        if cast and not all(torch.can_cast(s, target) for s in sources):
+            return "per sample"  # torch.stack(out=) refuses casts across kinds; copy_ does them
         return "torch.stack into the batch"
     if all(type(v) is np.ndarray or type(v) is np.memmap for v in values):
         if cast:
-            if all(_viewable(v) for v in values):
+            if all(_viewable(v) for v in values) and all(
+                torch.can_cast(s, target) for s in sources
+            ):
                 return "torch.stack of views into the batch"
             return "per sample"
         return (
@@ -859,19 +871,23 @@ def _write_values(out: torch.Tensor, arg: FillArg) -> torch.Tensor:
 
 
 def _value_error(arg: FillArg, dtype: torch.dtype, e: Exception) -> ConversionError:
+    """The error naming the first sample whose value the batch's dtype cannot hold."""
+    row = by_torch(dtype)
     for i, v in enumerate(arg.values):
         try:
             with np.errstate(all="ignore"):
-                np.asarray(v).astype(by_torch(dtype).numpy)  # type: ignore[union-attr]
+                np.empty((), row.numpy if row is not None else np.float64)[...] = v
         except (OverflowError, ValueError, TypeError):
-            return ConversionError(
-                f"{describe(v)} does not fit dtype {dtype} ({e}); pass a dtype that holds it "
-                f"(e.g. dtype=torch.float64)",
-                path=_at(i, arg.suffix),
-            )
+            return _does_not_fit(v, dtype, e, _at(i, arg.suffix))
+    return _does_not_fit(arg.values, dtype, e, _at(0, arg.suffix))
+
+
+def _does_not_fit(v: Any, dtype: torch.dtype, e: Exception, path: str) -> ConversionError:
+    fix = "dtype=torch.float64" if dtype.is_floating_point is False else "another dtype="
     return ConversionError(
-        f"the values do not fit dtype {dtype} ({e}); pass another dtype=",
-        path=_at(0, arg.suffix),
+        f"{describe(v)} does not fit dtype {dtype} ({e}); pass a dtype that holds it ({fix}), "
+        f"or fix the value in the dataset",
+        path=path,
     )
 
 
@@ -891,7 +907,7 @@ def _per_sample(out: torch.Tensor, arg: FillArg) -> torch.Tensor:
                 with np.errstate(all="ignore"):
                     np.copyto(dst[region], v, casting="unsafe")
             except (OverflowError, ValueError, TypeError) as e:
-                raise _value_error(FillArg([v], cast, None, arg.suffix), out.dtype, e) from None
+                raise _does_not_fit(v, out.dtype, e, _at(i, arg.suffix)) from None
         else:
             out[region].copy_(torch.tensor(v))
     return out
