@@ -805,3 +805,49 @@ def test_sequences_of_numbers_and_tensor_batches():
     rows = torch.arange(6.0).reshape(3, 2)
     same(tb.collate(rows), default_collate(list(rows)))
     same(tb.collate(rows.numpy()), default_collate(rows.numpy()))
+
+
+ODD_SAMPLES = {
+    "generators": lambda: [(i for i in range(2)) for _ in range(2)],
+    "sets": lambda: [{1, 2}] * 2,
+    "modules": lambda: [torch.nn.Identity()] * 2,
+    "meta-tensors": lambda: [torch.empty(2, device="meta")] * 2,
+    "str-and-int": lambda: ["a", 1],
+    "dict-and-list": lambda: [{"a": 1}, [1]],
+    "huge-int": lambda: [2**70, 1],
+    "nan": lambda: [np.array([np.nan]), np.array([1.0])],
+    "negative-floats": lambda: [np.array([-1.5, 300.0])[::-1]] * 2,
+    "complex": lambda: [1j, np.complex64(2)],
+    "uint64": lambda: [np.array([2**63 + 5], np.uint64)] * 2,
+    "object-strs": lambda: [np.array(["a"], dtype=object)] * 2,
+    "structured": lambda: [np.zeros(2, dtype=[("a", "f4")])] * 2,
+    "ragged-int8": lambda: [np.ones(2, np.int8), np.ones(1, np.int8)],
+    "chain-maps": lambda: [collections.ChainMap({"a": np.ones(1)})] * 2,
+    "deques": lambda: [collections.deque([1, 2])] * 2,
+}
+ODD_KWARGS = [
+    {},
+    {"dtype": torch.int64},
+    {"dtype": torch.uint8},
+    {"dtype": torch.bool},
+    {"dtype": "complex128"},
+    {"float_dtype": "bfloat16"},
+    {"ragged": "pad", "pad_value": -200},
+    {"ragged": "pad", "pad_value": 1.5},
+    {"ragged": "list"},
+]
+
+
+@pytest.mark.parametrize("kw", ODD_KWARGS, ids=repr)
+@pytest.mark.parametrize("name", list(ODD_SAMPLES))
+def test_never_a_raw_error(name, kw):
+    """Whatever the samples and arguments, collate returns or raises a ``ConversionError``, and
+    explain does the same."""
+    samples = ODD_SAMPLES[name]()
+    try:
+        tb.collate(samples, **kw)
+    except tb.ConversionError as e:
+        with pytest.raises(type(e)):
+            tb.explain(samples, to="collate", **kw)
+    else:
+        assert isinstance(tb.explain(samples, to="collate", **kw), tb.Plan)

@@ -521,6 +521,8 @@ def _plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: boo
         return Field(path, column, [step])
     shared = o.shared and device.type == "cpu"
     how = _method(values, sources, target, ragged)
+    if how == "values written into the batch":
+        _check_numbers(values, target, suffix)
     fill = _FILLS[how]
     if target is _COMPLEX32 or _COMPLEX32 in sources:
         fill = _quiet_complex32(fill)
@@ -882,13 +884,28 @@ def _value_error(arg: FillArg, dtype: torch.dtype, e: Exception) -> ConversionEr
     return _does_not_fit(arg.values, dtype, e, _at(0, arg.suffix))
 
 
-def _does_not_fit(v: Any, dtype: torch.dtype, e: Exception, path: str) -> ConversionError:
-    fix = "dtype=torch.float64" if dtype.is_floating_point is False else "another dtype="
+def _does_not_fit(v: Any, dtype: torch.dtype, why: Any, path: str) -> ConversionError:
+    fix = "another dtype=" if dtype.is_floating_point else "dtype=torch.float64"
     return ConversionError(
-        f"{describe(v)} does not fit dtype {dtype} ({e}); pass a dtype that holds it ({fix}), "
+        f"{describe(v)} does not fit dtype {dtype} ({why}); pass a dtype that holds it ({fix}), "
         f"or fix the value in the dataset",
         path=path,
     )
+
+
+def _check_numbers(values: Sequence[Any], target: torch.dtype, suffix: str) -> None:
+    """Python numbers an integer batch cannot hold (too large, NaN, infinite) are refused
+    while planning, so ``explain`` raises what ``collate`` raises."""
+    if target.is_floating_point or target.is_complex or target is torch.bool:
+        return
+    info = torch.iinfo(target)
+    for i, v in enumerate(values):
+        if isinstance(v, np.generic) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise _does_not_fit(v, target, "not a finite number", _at(i, suffix))
+        if not info.min <= v <= info.max:
+            raise _does_not_fit(v, target, f"outside {info.min}..{info.max}", _at(i, suffix))
 
 
 def _per_sample(out: torch.Tensor, arg: FillArg) -> torch.Tensor:
