@@ -56,7 +56,9 @@ class Options(NamedTuple):
     shared: bool  # inside a DataLoader worker: allocate batches in shared memory
 
 
-def options(dtype: Any, float_dtype: Any, ragged: str, pad_value: Any) -> Options:
+def options(
+    dtype: Any = None, float_dtype: Any = None, ragged: str = "error", pad_value: Any = 0
+) -> Options:
     """Resolve ``collate``'s keywords; a wrong kind of argument is a plain ``TypeError``."""
     if ragged not in _RAGGED:
         raise ValueError(f"ragged must be 'error', 'list' or 'pad', not {ragged!r}")
@@ -991,23 +993,15 @@ def collate(
     return build(plan(samples, o))
 
 
-def explain(
-    samples: Sequence[Any],
-    /,
-    *,
-    dtype: Any = None,
-    float_dtype: Any = None,
-    ragged: str = "error",
-    pad_value: float = 0,
-) -> Plan:
-    """What ``collate(samples, ...)`` would do, field by field, without doing it.
+def explain(samples: Sequence[Any], /, **kwargs: Any) -> Plan:
+    """What ``collate(samples, **kwargs)`` would do, field by field, without doing it.
 
     >>> import numpy as np
     >>> plan = explain([np.ones(3)[::-1], np.ones(3)])
     >>> plan.copies, plan.bytes_copied
     (1, 48)
     """
-    o = options(dtype, float_dtype, ragged, pad_value)
+    o = options(**kwargs)
     tree = plan(samples, o, explaining=True)
     leaves: dict[str, Plan] = {}
     batched = fields(tree)
