@@ -851,3 +851,30 @@ def test_never_a_raw_error(name, kw):
             tb.explain(samples, to="collate", **kw)
     else:
         assert isinstance(tb.explain(samples, to="collate", **kw), tb.Plan)
+
+
+def test_no_warning_in_a_fresh_process():
+    """In a fresh process (where PyTorch's warn-once warnings have not fired yet), collating
+    read-only arrays (plain, cast, padded), complex32 tensors and NaN casts warns nothing."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, torch, tensorbridge as tb
+ro = np.frombuffer(np.arange(6.0).tobytes(), np.float64).reshape(2, 3)
+tb.collate([ro, ro])
+tb.collate([ro, ro], float_dtype=torch.float32)
+tb.collate([ro, ro[:1]], ragged="pad")
+tb.collate([ro, ro], dtype=torch.int8)
+tb.collate([np.array([np.nan])] * 2, dtype=torch.int32)
+tb.collate([torch.tensor([np.nan])] * 2, dtype=torch.int32)
+tb.collate([ro[0]] * 2, dtype="complex32")
+tb.explain([ro, ro], to="collate", float_dtype=torch.float16)
+"""
+    src = os.path.join(os.path.dirname(tb.__file__), os.pardir)
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
