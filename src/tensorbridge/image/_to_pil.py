@@ -25,7 +25,7 @@ __all__ = ["explain", "run"]
 BLOCK_BYTES = 1 << 20  # float64 working rows per block of the value mapping
 LAYOUTS = ("CHW", "HWC", "NCHW", "NHWC")
 RAW = {"1": "L", "I;16": "I;16", "I;16L": "I;16L", "I;16B": "I;16B", "I;16N": "I;16N"}
-PIXEL_DTYPE = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2", "1": "u1"}
+PIXEL_DTYPE = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}
 CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
