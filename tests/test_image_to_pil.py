@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import cuda_only
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from imagehelpers import pillow_pixels, random_image
 from PIL import Image
 
 import tensorbridge as tb
+from conftest import cuda_only
+from imagehelpers import pillow_pixels, random_image
 from tensorbridge import image as ti
 
 rng = np.random.default_rng(0)
