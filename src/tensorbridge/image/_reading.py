@@ -149,6 +149,11 @@ def _has_alpha(img: Image.Image) -> bool:
     return img.mode == "P" and palette is not None and palette.mode.endswith("A")
 
 
+def _not_loaded(img: Image.Image) -> bool:
+    """Whether Pillow has yet to decode the file behind ``img`` (opened lazily)."""
+    return bool(getattr(img, "tile", None)) or getattr(img, "_im", True) is None
+
+
 def _decode(work: Work, i: int) -> Work:
     img = work.images[i]
     try:
@@ -241,6 +246,7 @@ def _read(work: Work, spec: ReadSpec) -> Work:
     img = work.images[spec.index]
     assert work.out is not None
     out = work.out[spec.index] if spec.batch else work.out
+    img.load()  # a no-op once decoded (the plan's decode step, when there is one, did it)
     lut = _palette_lut(img, spec.channels) if spec.expand == "palette" else None
     for row, block in _rows(img, spec.raw, spec.raw_dtype, spec.raw_channels):
         dest = out[row : row + block.shape[0]]
@@ -296,7 +302,7 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
         mode, size = img.mode, img.size
     except Exception as exc:
         raise ConversionError(f"{what} cannot be read ({type(exc).__name__}: {exc})") from exc
-    if getattr(img, "tile", None):
+    if _not_loaded(img):
         item.steps.append(
             Step(
                 f"decode {img.format or 'the file'} with Pillow "
