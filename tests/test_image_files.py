@@ -167,3 +167,14 @@ def test_inspect_cmyk_shows_raw_channels(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "c.tif"), "--json"]) == 0
     meta = json.loads(capsys.readouterr().out)["metadata"]
     assert "mode='CMYK'" in meta["to_torch"]
+
+
+def test_demo_has_the_image_pitfalls():
+    """demo runs the five image pitfalls live: each idiom goes wrong, tensorbridge handles it."""
+    from tensorbridge import _demo
+
+    rows = {r.pitfall: r for r in _demo.run(tuple(c for c in _demo.CASES if c.pillow))}
+    for word in ("16-bit", "float pixels", "palette", "EXIF", "channel guessing"):
+        row = next(r for name, r in rows.items() if word in name)
+        assert row.idiom_outcome in ("silent", "error"), row
+        assert row.tensorbridge_outcome == "ok", row
