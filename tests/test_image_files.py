@@ -178,3 +178,16 @@ def test_demo_has_the_image_pitfalls():
         row = next(r for name, r in rows.items() if word in name)
         assert row.idiom_outcome in ("silent", "error"), row
         assert row.tensorbridge_outcome == "ok", row
+
+
+def test_bench_image_group_runs():
+    """The bench's image cases run (one round each) and report a ratio, never an error."""
+    import dataclasses
+
+    from tensorbridge.bench import _image, config, run_cases
+
+    cfg = dataclasses.replace(config(quick=True, rounds=1), repeats=1, round_s=0.0)
+    picked = [c for c in _image.cases(cfg) if c.name.startswith("to_torch(batch")]
+    results = run_cases(picked, cfg)
+    assert len(results) == 1 and results[0].status in ("PASS", "MISS")
+    assert all(r.comparison is not None and r.comparison.ratio > 0 for r in results)

@@ -18,11 +18,11 @@ from PIL import Image
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from .._plan import Plan, Step, format_bytes
 from . import _common
-from ._modes import TO_PIL_MODES
+from ._modes import TO_PIL_MODES, pillow_nbytes
 
 __all__ = ["explain", "run"]
 
-BLOCK_BYTES = 1 << 20  # float64 working rows per block of the value mapping
+BLOCK_BYTES = 256 << 10  # working rows per block: the float64 mapping stays in cache
 LAYOUTS = ("CHW", "HWC", "NCHW", "NHWC")
 RAW = {"1": "L", "I;16": "I;16", "I;16L": "I;16L", "I;16B": "I;16B", "I;16N": "I;16N"}
 PIXEL_DTYPE = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}
@@ -140,64 +140,67 @@ def _hwc(a: np.ndarray, target: Target) -> np.ndarray:
     return a.transpose(0, 2, 3, 1) if target.channels_first else a
 
 
-def _images(pixels: np.ndarray, target: Target) -> Any:
-    out = [
-        Image.frombytes(
-            target.mode,
-            (p.shape[1], p.shape[0]),
-            p.view(np.uint8) if p.dtype == bool else p,
-            "raw",
-            RAW.get(target.mode, target.mode),
-        )
-        for p in pixels
-    ]
-    return out if target.batch else out[0]
+def _new_image(target: Target, w: int, h: int) -> tuple[Image.Image, Any]:
+    """An empty image, and a function that fills it with successive blocks of whole HWC rows."""
+    img = Image.new(target.mode, (w, h))
+    getdecoder = getattr(Image, "_getdecoder", None)  # what Image.frombytes uses, fed in blocks
+    if getdecoder is None or w == 0 or h == 0:
+        return img, None
+    decoder = getdecoder(target.mode, "raw", (RAW.get(target.mode, target.mode), 0, 1))
+    decoder.setimage(img.im, (0, 0, w, h))
+    return img, decoder
 
 
-def _hwc_is_contiguous(x: Any, first: bool, batch: bool) -> bool:
-    """Whether ``x`` seen as (N, H, W, C) is contiguous (copies to the host and widening keep
-    a tensor's strides, so this holds for what the later steps see)."""
-    v = x.detach() if isinstance(x, torch.Tensor) else x
-    if v.ndim == 2:
-        v = v[None, :, :, None]
-    elif not batch:
-        v = v[None]
-    if first:
-        v = v.permute(0, 2, 3, 1) if isinstance(v, torch.Tensor) else v.transpose(0, 2, 3, 1)
-    return bool(v.is_contiguous() if isinstance(v, torch.Tensor) else v.flags.c_contiguous)
-
-
-def _repack(a: np.ndarray, target: Target) -> np.ndarray:
-    return np.ascontiguousarray(_hwc(a, target), dtype=target.dtype)
-
-
-def _map(a: np.ndarray, target: Target) -> np.ndarray:
-    assert target.value_range is not None
-    lo, hi = target.value_range
-    top = float(np.iinfo(target.dtype).max)
+def _build(a: np.ndarray, target: Target) -> Any:
+    """Every image of ``a``, written into Pillow's memory block by block (mapped or cast)."""
     hwc = _hwc(a, target)
-    out = np.empty(hwc.shape, target.dtype)
-    row_bytes = max(1, hwc.shape[2] * hwc.shape[3] * 8)
-    rows = max(1, BLOCK_BYTES // row_bytes)
-    buf = np.empty((rows, *hwc.shape[2:]), np.float64)
+    images = []
+    mapped = target.value_range is not None
+    itemsize = 8 if mapped else target.dtype.itemsize
+    rows = max(1, BLOCK_BYTES // max(1, hwc.shape[2] * hwc.shape[3] * itemsize))
+    buf = np.empty((rows, *hwc.shape[2:]), np.float64) if mapped else None
     for n in range(hwc.shape[0]):
+        img, decoder = _new_image(target, hwc.shape[2], hwc.shape[1])
+        blocks = []
         for r in range(0, hwc.shape[1], rows):
             block = hwc[n, r : r + rows]
-            tmp = buf[: block.shape[0]]
-            tmp[...] = block
-            if tmp.size:
-                vmin, vmax = tmp.min(), tmp.max()
-                if math.isnan(vmin) or ((vmin < lo or vmax > hi) and not target.clip):
-                    raise _range_error(a, target)
-                if vmin < lo or vmax > hi:
-                    np.clip(tmp, lo, hi, out=tmp)
-            # (v - lo) / (hi - lo) * max in float64 (exact for value_range=(0, 1)), half to even
-            tmp -= lo
-            tmp /= hi - lo
-            tmp *= top
-            np.rint(tmp, out=tmp)
-            out[n, r : r + rows] = tmp
-    return out
+            if buf is not None:
+                data = _map(block, buf[: block.shape[0]], target, a)
+            else:
+                data = np.ascontiguousarray(block, dtype=target.dtype)
+            data = data.view(np.uint8) if data.dtype == bool else data
+            if decoder is not None:
+                decoder.decode(data)
+            else:
+                blocks.append(data.tobytes())
+        if decoder is not None:
+            decoder.cleanup()
+        elif blocks:  # no block decoder in this Pillow: one frombytes of the whole image
+            img.frombytes(b"".join(blocks), "raw", RAW.get(target.mode, target.mode))
+        images.append(img)
+    return images if target.batch else images[0]
+
+
+def _map(block: np.ndarray, tmp: np.ndarray, target: Target, whole: np.ndarray) -> np.ndarray:
+    """``block`` mapped from the value range to the target's integers, round half to even."""
+    assert target.value_range is not None
+    lo, hi = target.value_range
+    tmp[...] = block
+    if tmp.size:
+        vmin, vmax = tmp.min(), tmp.max()
+        if math.isnan(vmin) or ((vmin < lo or vmax > hi) and not target.clip):
+            raise _range_error(whole, target)
+        if vmin < lo or vmax > hi:
+            np.clip(tmp, lo, hi, out=tmp)
+    # (v - lo) / (hi - lo) * max in float64 (exact for value_range=(0, 1)), half to even;
+    # subtracting 0 and dividing by 1 change no value, so those passes are skipped
+    if lo != 0:
+        tmp -= lo
+    if hi - lo != 1:
+        tmp /= hi - lo
+    tmp *= float(np.iinfo(target.dtype).max)
+    np.rint(tmp, out=tmp)
+    return tmp.astype(target.dtype)
 
 
 def _range_error(a: np.ndarray, target: Target) -> LossyConversionError:
@@ -302,48 +305,22 @@ def _plan(
             else "pass layout= to say which axis holds the channels"
         )
         raise ConversionError(f"{what}{note}: {c} channels, and a Pillow image has 1 to 4; {fix}")
-    contiguous = _hwc_is_contiguous(x, first, batch)
     mode_name, pixel = _target(what, dtype.newbyteorder("="), c, mode, vr, note)
     target = Target(mode_name, pixel, vr, overflow == "clip", first, batch, what)
     n_images = shape[0] if batch else 1
-    out_bytes = n_images * h * w * c * pixel.itemsize
+    count = f"{n_images} new PIL images" if batch else "a new PIL image"
+    nbytes = n_images * pillow_nbytes(mode_name, (w, h))
     if vr is not None:
         over = "clip to the range" if target.clip else "refuse values outside it and NaN"
-        steps.append(
-            Step(
-                f"map [{vr[0]:g}, {vr[1]:g}] → 0..{np.iinfo(pixel).max} as {pixel.name} "
-                f"HWC, round half to even, {over} ({format_bytes(out_bytes)})",
-                _map,
-                target,
-                nbytes=out_bytes,
-                copies=1,
-            )
+        text = (
+            f"map [{vr[0]:g}, {vr[1]:g}] → 0..{np.iinfo(pixel).max}, round half to even, {over}, "
+            f"row by row into {count} (mode {mode_name}, {format_bytes(nbytes)})"
         )
     else:
-        moved = first and c > 1 and not contiguous
-        if pixel.str != dtype.str or not contiguous:
-            text = "repack CHW → HWC" if moved else "lay out as contiguous HWC"
-            steps.append(
-                Step(
-                    f"{text} {pixel.name} ({format_bytes(out_bytes)})",
-                    _repack,
-                    target,
-                    nbytes=out_bytes,
-                    copies=1,
-                )
-            )
-        else:
-            steps.append(Step("view as HWC (no copy)", _repack, target))
-    count = f"{n_images} new PIL images" if batch else "a new PIL image"
-    steps.append(
-        Step(
-            f"copy into {count} (mode {mode_name}, {format_bytes(out_bytes)})",
-            _images,
-            target,
-            nbytes=out_bytes,
-            copies=1,
-        )
-    )
+        how = ", CHW → HWC" if first and c > 1 else ""
+        cast = f", {dtype} → {pixel.name}" if pixel.str != dtype.str else ""
+        text = f"copy rows into {count} (mode {mode_name}{how}{cast}, {format_bytes(nbytes)})"
+    steps.append(Step(text, _build, target, nbytes=nbytes, copies=1))
     return what, steps
 
 
