@@ -78,3 +78,24 @@ def with_orientation(img: Image.Image, orientation: int, fmt: str = "PNG") -> Im
     out = Image.open(io.BytesIO(buf.getvalue()))
     out.load()
     return out
+
+
+def png_rgb16(values: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG of ``values`` (H, W, 3) uint16, written by hand (Pillow
+    cannot write one)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    h, w, _ = values.shape
+    rows = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(h))
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

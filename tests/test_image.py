@@ -463,3 +463,50 @@ def test_image_without_pillow_names_the_extra():
     assert proc.returncode == 0, proc.stderr
     assert 'pip install "tensorbridge[image]"' in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# decisions where SPEC is silent (docs/design.md)
+
+
+def test_chw_is_a_view_of_hwc_memory():
+    """CHW results are HWC memory viewed as CHW (what .permute(2, 0, 1) gives), scaled or not."""
+    img = random_image("RGB")
+    for t in (ti.to_torch(img), ti.to_torch(img, scale=True), ti.to_torch([img, img])):
+        hwc = t.permute(1, 2, 0) if t.dim() == 3 else t.permute(0, 2, 3, 1)
+        assert hwc.is_contiguous()
+
+
+def test_sixteen_bit_rgb_png_is_refused_unless_mode_given(tmp_path):
+    """Pillow reads 16-bit RGB PNGs as 8 bits: that loss is refused until mode='RGB' asks."""
+    from imagehelpers import png_rgb16
+
+    values = np.array([[[0, 257, 65535], [1000, 2000, 3000]]], np.uint16)
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(png_rgb16(values))
+    with pytest.raises(tb.LossyConversionError, match="mode='RGB'"):
+        ti.to_torch(path)
+    with Image.open(path) as img:
+        want = pillow_pixels(img)
+    assert np.array_equal(ti.to_numpy(path, mode="RGB"), want)
+
+
+def test_unavailable_device_raises_before_reading():
+    """device='cuda' without CUDA raises a ConversionError naming device=."""
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(tb.ConversionError, match="device="):
+        ti.to_torch(random_image("L"), device="cuda")
+
+
+def test_scale_into_other_integer_dtypes_refused():
+    """scale=True rescales only into uint8/uint16 (or floats); int32 names those dtypes."""
+    with pytest.raises(tb.ConversionError, match=r"torch\.float32"):
+        ti.to_torch(random_image("L"), scale=True, dtype=torch.int32)
+
+
+def test_array_dtypes_are_pixels_or_refused():
+    """Complex and object arrays are refused naming a cast; float64 arrays keep their dtype."""
+    with pytest.raises(tb.UnsupportedInputError, match="astype"):
+        ti.to_torch(np.zeros((2, 2), np.complex64))
+    assert ti.to_torch(np.zeros((2, 2))).dtype == torch.float64

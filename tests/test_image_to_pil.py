@@ -247,3 +247,19 @@ def test_scaled_round_trip_through_value_range(values):
     img = Image.fromarray(np.array([values], np.uint8))
     back = ti.to_pil(ti.to_torch(img, scale=True), value_range=(0, 1))
     assert back == img
+
+
+def test_to_pil_never_aliases_the_callers_memory():
+    """The image owns its pixels: writing to the array afterwards does not change it."""
+    a = np.zeros((2, 3), np.uint8)
+    img = ti.to_pil(a)
+    a[:] = 9
+    assert img.getpixel((0, 0)) == 0
+
+
+def test_batch_layouts_accept_the_n_prefix():
+    """For 4-D input NCHW/NHWC name the same layouts as CHW/HWC; 3-D input refuses them."""
+    x = np.zeros((2, 4, 5, 3), np.uint8)
+    assert [i.size for i in ti.to_pil(x, layout="NHWC")] == [(5, 4), (5, 4)]
+    with pytest.raises(tb.ConversionError, match="layout='HWC'"):
+        ti.to_pil(x[0], layout="NHWC")

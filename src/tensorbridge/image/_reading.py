@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .._errors import ConversionError, UnsupportedInputError, describe
+from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from .._plan import Plan, Step, format_bytes
 from . import _common
 from ._modes import MODES, RAW_ONLY, describe_image, pillow_nbytes
@@ -147,6 +147,17 @@ def _has_alpha(img: Image.Image) -> bool:
         return True
     palette = getattr(img, "palette", None)
     return img.mode == "P" and palette is not None and palette.mode.endswith("A")
+
+
+def _reduced_by_pillow(img: Image.Image) -> bool:
+    """Whether Pillow will decode a 16-bit-per-channel file into an 8-bit mode (RGB;16B PNGs)."""
+    tile = getattr(img, "tile", None)
+    raw = tile[0][3] if tile and len(tile[0]) > 3 else None
+    return (
+        isinstance(raw, str)
+        and ";16" in raw
+        and MODES.get(img.mode, MODES["I"]).dtype.itemsize == 1
+    )
 
 
 def _not_loaded(img: Image.Image) -> bool:
@@ -302,6 +313,11 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
         mode, size = img.mode, img.size
     except Exception as exc:
         raise ConversionError(f"{what} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if opts.mode is None and _reduced_by_pillow(img):
+        raise LossyConversionError(
+            f"{what}: the file stores 16 bits per channel and Pillow reads mode {mode} as 8 bits; "
+            f"pass mode={mode!r} to accept the 8-bit values"
+        )
     if _not_loaded(img):
         item.steps.append(
             Step(
@@ -660,18 +676,12 @@ def _cast_staged(work: Work, arg: tuple[torch.dtype, bool]) -> Work:
     work.value = staged.to(dtype)
     if not scaled and not torch.equal(work.value.float(), staged):
         bad = staged[work.value.float() != staged]
-        raise _lossy(
+        raise LossyConversionError(
             f"{int(bad.numel())} pixel value(s) do not fit {dtype} exactly "
             f"(min {bad.min().item()!r}, max {bad.max().item()!r}); pass scale=True, "
             "dtype=None to keep the stored values, or a wider dtype"
         )
     return work
-
-
-def _lossy(message: str) -> Exception:
-    from .._errors import LossyConversionError
-
-    return LossyConversionError(message)
 
 
 def _to_chw(work: Work, _: Any) -> Work:
