@@ -99,3 +99,18 @@ def png_rgb16(values: np.ndarray) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+def record_steps(monkeypatch) -> list[str]:
+    """The text of every step tensorbridge.image runs from now on (in the test), in order."""
+    from tensorbridge.image import _common
+
+    ran: list[str] = []
+    real = _common.run_steps
+
+    def recording(steps, value):
+        ran.extend(s.text for s in steps)
+        return real(steps, value)
+
+    monkeypatch.setattr(_common, "run_steps", recording)
+    return ran

@@ -21,6 +21,7 @@ from imagehelpers import (
     expected,
     pillow_pixels,
     random_image,
+    record_steps,
     with_orientation,
 )
 from tensorbridge import image as ti
@@ -393,18 +394,9 @@ def _read_only():
 def test_explain_reports_the_steps_that_run(monkeypatch, name, make, kwargs, to):
     """The steps executed (recorded as they run) are exactly the steps explain lists, and
     copies == 0 exactly when the result shares memory with the input."""
-    from tensorbridge.image import _common
-
     x = make()
     plan = ti.explain(x, to=to, **kwargs)
-    ran: list[str] = []
-    real = _common.run_steps
-
-    def recording(steps, value):
-        ran.extend(s.text for s in steps)
-        return real(steps, value)
-
-    monkeypatch.setattr(_common, "run_steps", recording)
+    ran = record_steps(monkeypatch)
     out = (ti.to_torch if to == "torch" else ti.to_numpy)(x, **kwargs)
     listed = [s for leaf in plan.leaves.values() for s in leaf.steps] + list(plan.steps)
     assert ran == listed

@@ -180,12 +180,14 @@ def test_demo_has_the_image_pitfalls():
         assert row.tensorbridge_outcome == "ok", row
 
 
-def test_bench_image_group_runs():
-    """The bench's image cases run (one round each) and report a ratio, never an error."""
+def test_bench_image_group_runs(monkeypatch):
+    """The bench's image batch case runs (one round, small images) and reports a ratio."""
     import dataclasses
 
     from tensorbridge.bench import _image, config, run_cases
 
+    monkeypatch.setattr(_image, "SIDE", 16)
+    monkeypatch.setattr(_image, "BATCH", 4)
     cfg = dataclasses.replace(config(quick=True, rounds=1), repeats=1, round_s=0.0)
     picked = [c for c in _image.cases(cfg) if c.name.startswith("to_torch(batch")]
     results = run_cases(picked, cfg)

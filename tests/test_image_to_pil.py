@@ -12,7 +12,7 @@ from PIL import Image
 
 import tensorbridge as tb
 from conftest import cuda_only
-from imagehelpers import pillow_pixels, random_image
+from imagehelpers import pillow_pixels, random_image, record_steps
 from tensorbridge import image as ti
 
 rng = np.random.default_rng(0)
@@ -189,18 +189,9 @@ def test_cuda_tensor_to_pil():
 
 def test_explain_to_pil_reports_what_runs(monkeypatch):
     """explain(to='pil') lists exactly the steps to_pil executes."""
-    from tensorbridge.image import _common
-
     t = torch.rand(3, 4, 5, requires_grad=True)
     plan = ti.explain(t, to="pil", value_range=(0, 1))
-    ran: list[str] = []
-    real = _common.run_steps
-
-    def recording(steps, value):
-        ran.extend(s.text for s in steps)
-        return real(steps, value)
-
-    monkeypatch.setattr(_common, "run_steps", recording)
+    ran = record_steps(monkeypatch)
     ti.to_pil(t, value_range=(0, 1))
     assert ran == list(plan.steps)
     assert plan.copies >= 1 and "round half to even" in "\n".join(plan.steps)
