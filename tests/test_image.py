@@ -286,7 +286,8 @@ def test_empty_batch_and_odd_inputs_raise():
 
 
 def test_closed_image_raises_conversion_error(tmp_path):
-    """A closed image raises a ConversionError naming it, with Pillow's error as the cause."""
+    """A closed image raises a ConversionError naming it, with Pillow's error as the cause;
+    explain raises it too."""
     path = tmp_path / "c.png"
     random_image("L").save(path)
     img = Image.open(path)
@@ -294,6 +295,8 @@ def test_closed_image_raises_conversion_error(tmp_path):
     with pytest.raises(tb.ConversionError) as info:
         ti.to_torch(img)
     assert info.value.__cause__ is not None
+    with pytest.raises(tb.ConversionError, match="closed"):
+        ti.explain(img)
 
 
 # --------------------------------------------------------------------------------------------

@@ -117,6 +117,7 @@ class Item:
     shape: tuple[int, ...] = ()
     dtype: np.dtype[Any] = field(default_factory=lambda: np.dtype(np.uint8))  # native pixels
     summary: str = ""  # "RGB 64×48" for batch mismatch messages
+    read: tuple[Any, str, int] | None = None  # PIL images: (mode row, expansion, channels)
 
 
 class Work:
@@ -313,6 +314,11 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
         mode, size = img.mode, img.size
     except Exception as exc:
         raise ConversionError(f"{what} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if type(getattr(img, "_im", None)).__name__ == "DeferredError":  # what Image.close() leaves
+        try:
+            img.im  # noqa: B018 - raises Pillow's own error for a closed image
+        except Exception as exc:
+            raise ConversionError(f"{what} is closed; open it again (or pass its path)") from exc
     if opts.mode is None and _reduced_by_pillow(img):
         raise LossyConversionError(
             f"{what}: the file stores 16 bits per channel and Pillow reads mode {mode} as 8 bits; "
@@ -371,11 +377,14 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
         )
     row = MODES.get(target)
     if row is None or (target in RAW_ONLY and opts.mode is None):
-        known = row is not None
+        if row is None:
+            raise ConversionError(
+                f"{what}: mode {mode!r} has no exact array form here; pass mode='RGB' (or "
+                "another mode tensorbridge.image reads) to convert it with Pillow"
+            )
         raise ConversionError(
-            f"{what}: mode {mode!r} {'is not RGB' if known else 'has no exact array form here'}; "
-            f"pass mode='RGB' (or another mode) to convert it with Pillow"
-            + (f", or mode={mode!r} to keep its raw channels" if known else "")
+            f"{what}: mode {mode!r} channels are not RGB and a model would take them for it; "
+            f"pass mode='RGB' to convert it with Pillow, or mode={mode!r} to keep its raw channels"
         )
     expand, channels, dtype = "", row.channels, row.dtype.newbyteorder("=")
     if target == "1":
@@ -387,8 +396,7 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
     item.shape = (size[1], size[0], channels)
     item.dtype = dtype
     item.summary = f"mode {target}, {size[0]}×{size[1]}"
-    return_spec = (row, expand, channels, index, batch)
-    item.steps.append(Step("", _read, return_spec))  # completed by _finish_read
+    item.read = (row, expand, channels)
 
 
 def _lab_bands(work: Work, i: int) -> Work:
@@ -408,27 +416,18 @@ def _check_convertible(what: str, mode: str, target: str) -> None:
         ) from None
 
 
-def _finish_read(item: Item, store: Store, out_bytes: int) -> None:
-    """Replace the placeholder read step once the output dtype is known."""
-    row, expand, channels, index, batch = item.steps[-1].arg
+def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int) -> Step:
+    """The step that reads an image's pixels into the output, once the output dtype is known."""
+    assert item.read is not None
+    row, expand, channels = item.read
     swap = "" if row.dtype.isnative else f", byte swap {row.dtype.str} → native"
     how = {
         "bool": "mode 1 as bool",
         "palette": f"palette indices expanded to {'RGBA' if channels == 4 else 'RGB'}",
     }.get(expand, f"mode {row.name}")
-    spec = ReadSpec(
-        index,
-        row.raw,
-        row.dtype,
-        2 if row.name in ("PA", "LA") else row.channels,
-        expand,
-        channels,
-        store,
-        batch,
-    )
-    if row.name == "PA" and expand != "palette":
-        spec = ReadSpec(index, row.raw, row.dtype, 2, expand, 2, store, batch)
-    item.steps[-1] = Step(
+    raw_dtype = np.dtype(np.uint8) if row.name == "1" else row.dtype  # mode 1 is read as L bytes
+    spec = ReadSpec(index, row.raw, raw_dtype, row.channels, expand, channels, store, batch)
+    return Step(
         f"read pixels from Pillow ({how}{swap}), {store.text} ({format_bytes(out_bytes)})",
         _read,
         spec,
@@ -571,7 +570,7 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
                 )
             )
         else:
-            _finish_read(item, store, per_item)
+            item.steps.append(_read_step(item, i, store, batch, per_item))
     final = _final_steps(opts, shape, out_np, staged)
     return Planned(whole, items, batch, shape, out_np, final)
 
