@@ -61,7 +61,7 @@ def _parser() -> _Parser:
 
     conv = sub.add_parser(
         "convert",
-        help="copy tensors between .npy, .npz, .pt/.pth/.bin and .safetensors",
+        help="copy tensors between .npy, .npz, .pt/.pth/.bin, .safetensors and image files",
         description="Copy every tensor of SRC into DST; formats come from the extensions. "
         "Atomic: DST appears only when complete. PyTorch files load with weights_only=True.",
     )
@@ -82,6 +82,14 @@ def _parser() -> _Parser:
         action="store_true",
         help="leave out non-tensor values of a .pt (epoch numbers, strings)",
     )
+    # image files (tensorbridge.files.image)
+    conv.add_argument(
+        "--value-range",
+        type=_value_range,
+        metavar="LO,HI",
+        help="map float tensors from [LO, HI] to 8-bit pixels when writing an image file",
+    )
+    conv.add_argument("--clip", action="store_true", help="clip values outside --value-range")
     conv.add_argument("--json", action="store_true", help="print the report as JSON")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     conv.set_defaults(func=_convert)
@@ -99,6 +107,14 @@ def _parser() -> _Parser:
         add_help=False,
     )
     return parser
+
+
+def _value_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (e.g. 0,1), not {text!r}") from None
+    return lo, hi
 
 
 def _fail(message: str, code: int) -> int:
@@ -235,6 +251,8 @@ def _convert(args: argparse.Namespace) -> int:
                 force=args.force,
                 skip_non_tensors=args.skip_non_tensors,
                 progress=bar,
+                value_range=args.value_range,
+                clip=args.clip,
             )
     finally:
         if bar is not None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._dtypes import by_numpy, numpy_dtype
 from .._errors import ConversionError
+from . import image as image_files
 from . import npy, npz, safetensors, torchfile
 from ._common import (
     BadFileError,
@@ -208,6 +209,8 @@ def inspect(path: str | os.PathLike[str]) -> FileInfo:
     >>> info.entries[0]                      # doctest: +SKIP
     Entry(name='w', tag='bfloat16', shape=(2, 3), nbytes=12, dtype=dtype(bfloat16))
     """
+    if image_files.is_image(path):  # image files: tensorbridge.files.image
+        return image_files.info(path)
     path = Path(path)
     fmt = format_of(path)
     with open_reader(path, fmt) as reader:
@@ -388,6 +391,8 @@ def convert(
     force: bool = False,
     skip_non_tensors: bool = False,
     progress: ProgressCallback | None = None,
+    value_range: Any = None,
+    clip: bool = False,
 ) -> ConvertReport:
     """Copy every tensor of ``src`` into ``dst`` (formats from the extensions), atomically.
 
@@ -396,7 +401,19 @@ def convert(
     ``dst``. One tensor is in memory at a time, except when writing a PyTorch file (``torch.save``
     needs them all). ``dst`` is never touched unless the new file is complete (and verified);
     an existing ``dst`` is replaced only with ``force``; ``src`` is never overwritten.
+    ``value_range`` and ``clip`` map float tensors into an image file (see ``files.image``).
     """
+    if image_files.is_image(src) or image_files.is_image(dst):  # image files: files.image
+        return image_files.convert(
+            src,
+            dst,
+            dtype=dtype,
+            float_dtype=float_dtype,
+            verify=verify,
+            force=force,
+            value_range=value_range,
+            clip=clip,
+        )
     src, dst = Path(src), Path(dst)
     fmt_in, fmt_out = format_of(src), format_of(dst)
     cast_all = _resolve_dtype(dtype, "dtype")
