@@ -285,9 +285,9 @@ def convert(
     index file or a directory (shards of at most ``max_shard_size``, ``"5GB"`` unless given), or
     with ``format="dcp"`` a DCP directory; an image file on either side goes through
     ``files.image`` (``value_range`` and ``clip`` map float tensors to pixels). ``dtype`` casts
-    every tensor, ``float_dtype`` only the real floating-point ones (not an optimizer's 0-d ``step``). ``verify`` re-reads the output and
-    compares it bit for bit before it replaces ``dst``; an existing ``dst`` is replaced only with
-    ``force``; ``src`` is never overwritten.
+    every tensor, ``float_dtype`` only the real floating-point ones (not an optimizer's 0-d
+    ``step``). ``verify`` re-reads the output and compares it bit for bit before it replaces
+    ``dst``; an existing ``dst`` is replaced only with ``force``; ``src`` is never overwritten.
 
     >>> convert("ckpt.pt", "ckpt_bf16.pt", float_dtype="bfloat16")   # doctest: +SKIP
     >>> convert("model.pt", "out/", max_shard_size="2GB", verify=True)  # doctest: +SKIP
