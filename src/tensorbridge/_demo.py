@@ -41,6 +41,7 @@ class Case:
     cuda: bool = False
     refuses: bool = False  # tensorbridge is meant to refuse this input with a clear error
     shares: bool = True  # ``out`` is a conversion of ``x``, so sharing memory means something
+    pillow: bool = False  # an image case: needs Pillow (tensorbridge.image)
 
 
 CASES: tuple[Case, ...] = (
@@ -173,6 +174,69 @@ CASES: tuple[Case, ...] = (
 )
 
 
+# --- images (tensorbridge.image): torchvision's documented to_tensor/to_pil_image behaviour is
+# written out in plain torch/NumPy/PIL code, so the demo needs no torchvision.
+CASES += (
+    Case(
+        "16-bit image (torchvision to_tensor, in plain code)",
+        "x = Image.fromarray(np.array([[0, 1000, 40000, 65535]], dtype=np.uint16))",
+        "out = torch.from_numpy(np.array(x, np.int16, copy=True))  # to_tensor's I;16 → int16",
+        "out = tb.image.to_torch(x)",
+        surprise="int(out.min()) < 0",
+        surprise_text="40000 and 65535 came back as negative int16 values: I;16 read as int16",
+        check="f'{out.dtype} {out.flatten().tolist()}'",
+        shares=False,
+        pillow=True,
+    ),
+    Case(
+        "float pixels to an image (torchvision to_pil_image, in plain code)",
+        "x = torch.tensor([[[0.9999, 1.2, -0.1]]])",
+        "out = Image.fromarray(x.mul(255).byte()[0].numpy())  # to_pil_image: mul(255).byte()",
+        "out = tb.image.to_pil(x, value_range=(0, 1), overflow='clip')",
+        surprise="[out.getpixel((i, 0)) for i in range(3)] != [255, 255, 0]",
+        surprise_text="0.9999 became 254 (truncated) and 1.2, -0.1 wrapped to arbitrary bytes",
+        check='f\'pixels {[out.getpixel((i, 0)) for i in range(3)]} (without overflow="clip" '
+        "it refuses the 2 values outside [0, 1])'",
+        shares=False,
+        pillow=True,
+    ),
+    Case(
+        "palette image",
+        "x = Image.new('P', (2, 1)); x.putpalette([255, 0, 0, 0, 0, 255]); x.putpixel((1, 0), 1)",
+        "out = torch.from_numpy(np.array(x))",
+        "out = tb.image.to_torch(x, layout='HWC')",
+        surprise="out.ndim == 2",
+        surprise_text="palette indices [[0, 1]], not colours: red and blue are gone",
+        check="f'colours {out.tolist()}'",
+        shares=False,
+        pillow=True,
+    ),
+    Case(
+        "EXIF-rotated photo",
+        "buf = io.BytesIO(); exif = Image.Exif(); exif[0x0112] = 6\n"
+        "Image.new('RGB', (4, 2)).save(buf, 'JPEG', exif=exif); x = Image.open(buf)",
+        "out = torch.from_numpy(np.array(x)).permute(2, 0, 1)",
+        "out = tb.image.to_torch(x)",
+        surprise="tuple(out.shape) == (3, 2, 4)",
+        surprise_text="shape (3, 2, 4): EXIF says rotate 90°, a viewer shows it 4 high, 2 wide",
+        check="f'shape {tuple(out.shape)}, as a viewer shows it'",
+        shares=False,
+        pillow=True,
+    ),
+    Case(
+        "channel guessing",
+        "x = np.arange(48, dtype=np.uint8).reshape(3, 4, 4)  # CHW: 3 channels, 4×4 pixels",
+        "out = Image.fromarray(x)",
+        "out = tb.image.to_pil(x, layout='CHW')",
+        surprise="out.mode == 'RGBA'",
+        surprise_text="a 4×3 RGBA image: channels taken from the last axis, rows from the first",
+        check="f'mode {out.mode}, size {out.size}'",
+        shares=False,
+        pillow=True,
+    ),
+)
+
+
 @dataclass
 class Row:
     """What one case did on this machine (times in seconds; ``None`` where it did not run)."""
@@ -195,7 +259,18 @@ def _namespace() -> dict[str, Any]:
 
     import tensorbridge as tb
 
-    return {"np": np, "torch": torch, "tb": tb, "F": F, "json": json}
+    ns = {"np": np, "torch": torch, "tb": tb, "F": F, "json": json}
+    try:  # image cases: PIL and tensorbridge.image (reached as tb.image)
+        import io
+
+        from PIL import Image
+
+        import tensorbridge.image  # noqa: F401
+
+        ns.update(Image=Image, io=io)
+    except ImportError:
+        pass
+    return ns
 
 
 def _round(value: Any) -> Any:
@@ -281,17 +356,20 @@ def _run(
 
 def run_case(case: Case) -> Row:
     """Run one case (idiom, then tensorbridge) and describe what happened."""
-    if case.cuda and not torch.cuda.is_available():
+    missing = "no GPU" if case.cuda and not torch.cuda.is_available() else ""
+    if case.pillow and "Image" not in _namespace():
+        missing = 'Pillow not installed (pip install "tensorbridge[image]")'
+    if missing:
         return Row(
             case.pitfall,
             case.idiom,
             "skipped",
-            "skipped: no GPU",
+            f"skipped: {missing}",
             None,
             None,
             case.call,
             "skipped",
-            "skipped: no GPU",
+            f"skipped: {missing}",
             None,
             None,
         )

@@ -62,7 +62,7 @@ def _parser() -> _Parser:
     conv = sub.add_parser(
         "convert",
         help="copy tensors between .npy, .npz, .pt/.pth/.bin/.ckpt, .safetensors, sharded "
-        "checkpoints and DCP directories",
+        "checkpoints, DCP directories and image files",
         description="Copy every tensor of SRC into DST; formats come from the extensions. "
         "SRC or DST may be a directory or a Hugging Face index file (sharded checkpoints); SRC "
         "may be a torch.distributed.checkpoint directory. Atomic: DST appears only when "
@@ -96,6 +96,14 @@ def _parser() -> _Parser:
         choices=["dcp"],
         help="write DST as a torch.distributed.checkpoint directory",
     )
+    # image files (tensorbridge.files.image)
+    conv.add_argument(
+        "--value-range",
+        type=_value_range,
+        metavar="LO,HI",
+        help="map float tensors from [LO, HI] to 8-bit pixels when writing an image file",
+    )
+    conv.add_argument("--clip", action="store_true", help="clip values outside --value-range")
     conv.add_argument("--json", action="store_true", help="print the report as JSON")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     conv.set_defaults(func=_convert)
@@ -115,6 +123,14 @@ def _parser() -> _Parser:
         add_help=False,
     )
     return parser
+
+
+def _value_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (e.g. 0,1), not {text!r}") from None
+    return lo, hi
 
 
 def _fail(message: str, code: int) -> int:
@@ -253,6 +269,8 @@ def _convert(args: argparse.Namespace) -> int:
                 progress=bar,
                 max_shard_size=args.max_shard_size,
                 format=args.format,
+                value_range=args.value_range,
+                clip=args.clip,
             )
     finally:
         if bar is not None:

@@ -194,30 +194,34 @@ def _scaling(cfg: Config) -> list[Case]:
 
 def _memory_measure(setup: Setup) -> Callable[[Config], Comparison]:
     def measure(cfg: Config) -> Comparison:
-        x, ours, same_bytes = setup(cfg.bulk_bytes)
-        in_bytes = same_bytes.nbytes
+        _, ours, same_bytes = setup(cfg.bulk_bytes)
         out_bytes = _nbytes(ours())  # also warms up the code path, so it allocates nothing new
-        ratios, peaks = [], []
-        for _ in range(5):
-            extra, method = peak_memory(ours)
-            peaks.append(extra)
-            ratios.append((in_bytes + extra) / (in_bytes + out_bytes))
-        del x
-        return Comparison(
-            ratios=tuple(ratios),
-            a_s=0.0,
-            b_s=0.0,
-            n_a=1,
-            n_b=0,
-            extra={
-                "input_MiB": in_bytes / (1 << 20),
-                "output_MiB": out_bytes / (1 << 20),
-                "extra_peak_MiB": statistics.median(peaks) / (1 << 20),
-                "rss": float(method == "rss"),
-            },
-        )
+        return memory_comparison(ours, same_bytes.nbytes, out_bytes)
 
     return measure
+
+
+def memory_comparison(ours: Callable[[], Any], in_bytes: int, out_bytes: int) -> Comparison:
+    """Peak memory of ``ours`` in five calls: ratios (input + extra peak) ÷ (input + output)."""
+    ratios, peaks = [], []
+    method = "rss"
+    for _ in range(5):
+        extra, method = peak_memory(ours)
+        peaks.append(extra)
+        ratios.append((in_bytes + extra) / (in_bytes + out_bytes))
+    return Comparison(
+        ratios=tuple(ratios),
+        a_s=0.0,
+        b_s=0.0,
+        n_a=1,
+        n_b=0,
+        extra={
+            "input_MiB": in_bytes / (1 << 20),
+            "output_MiB": out_bytes / (1 << 20),
+            "extra_peak_MiB": statistics.median(peaks) / (1 << 20),
+            "rss": float(method == "rss"),
+        },
+    )
 
 
 def _nbytes(x: Any) -> int:

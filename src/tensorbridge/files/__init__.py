@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import dcp, sharded
+from . import image as image_files
 from ._common import (
     BadFileError,
     Entry,
@@ -120,6 +121,8 @@ def inspect(path: str | os.PathLike[str]) -> FileInfo:
     >>> info.entries[0]                      # doctest: +SKIP
     Entry(name='w', tag='bfloat16', shape=(2, 3), nbytes=12, dtype=dtype(bfloat16))
     """
+    if image_files.is_image(path):  # image files: tensorbridge.files.image
+        return image_files.info(path)
     path = Path(path)
     with open_reader(path) as reader:
         info = FileInfo(

@@ -32,6 +32,7 @@ import torch
 from .._dtypes import by_numpy, by_torch, numpy_dtype, torch_dtype
 from .._errors import ConversionError
 from . import dcp, npy, safetensors, sharded, torchfile
+from . import image as image_files
 from ._common import (
     BadFileError,
     Entry,
@@ -274,20 +275,34 @@ def convert(
     progress: ProgressCallback | None = None,
     max_shard_size: str | int | None = None,
     format: str | None = None,
+    value_range: Any = None,
+    clip: bool = False,
 ) -> ConvertReport:
     """Copy every tensor of ``src`` into ``dst``, atomically.
 
     ``src`` is a tensor file, a Hugging Face index file, or a directory (shards, or a
     ``torch.distributed.checkpoint``); ``dst`` is a tensor file (format from its extension), an
     index file or a directory (shards of at most ``max_shard_size``, ``"5GB"`` unless given), or
-    with ``format="dcp"`` a DCP directory. ``dtype`` casts every tensor, ``float_dtype`` only the
-    real floating-point ones (not an optimizer's 0-d ``step``). ``verify`` re-reads the output and
-    compares it bit for bit before it replaces ``dst``; an existing ``dst`` is replaced only with
-    ``force``; ``src`` is never overwritten.
+    with ``format="dcp"`` a DCP directory; an image file on either side goes through
+    ``files.image`` (``value_range`` and ``clip`` map float tensors to pixels). ``dtype`` casts
+    every tensor, ``float_dtype`` only the real floating-point ones (not an optimizer's 0-d
+    ``step``). ``verify`` re-reads the output and compares it bit for bit before it replaces
+    ``dst``; an existing ``dst`` is replaced only with ``force``; ``src`` is never overwritten.
 
     >>> convert("ckpt.pt", "ckpt_bf16.pt", float_dtype="bfloat16")   # doctest: +SKIP
     >>> convert("model.pt", "out/", max_shard_size="2GB", verify=True)  # doctest: +SKIP
     """
+    if image_files.is_image(src) or image_files.is_image(dst):  # image files: files.image
+        return image_files.convert(
+            src,
+            dst,
+            dtype=dtype,
+            float_dtype=float_dtype,
+            verify=verify,
+            force=force,
+            value_range=value_range,
+            clip=clip,
+        )
     as_folder = os.fspath(dst).endswith(("/", os.sep))  # Path() drops a trailing slash
     src, dst = Path(src), Path(dst)
     out = _destination(dst, format, as_folder)

@@ -1,0 +1,110 @@
+"""What the image conversions share: resolving arguments, running steps, checking values.
+
+Every conversion is planned as a list of ``Step``s and run by ``run_steps``; ``explain`` returns the
+same steps unrun, so what it reports is what runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._errors import ConversionError
+from .._plan import Step
+
+__all__ = [
+    "check_choice",
+    "numpy_dtype_of",
+    "resolve_dtype",
+    "run_steps",
+    "span",
+    "torch_dtype_of",
+]
+
+_PAIRS = [
+    (np.dtype(np.bool_), torch.bool),
+    (np.dtype(np.uint8), torch.uint8),
+    (np.dtype(np.int8), torch.int8),
+    (np.dtype(np.int16), torch.int16),
+    (np.dtype(np.uint16), torch.uint16),
+    (np.dtype(np.int32), torch.int32),
+    (np.dtype(np.uint32), torch.uint32),
+    (np.dtype(np.int64), torch.int64),
+    (np.dtype(np.uint64), torch.uint64),
+    (np.dtype(np.float16), torch.float16),
+    (np.dtype(np.float32), torch.float32),
+    (np.dtype(np.float64), torch.float64),
+]
+_TO_TORCH = dict(_PAIRS)
+_TO_NUMPY = {t: n for n, t in _PAIRS}
+
+
+def torch_dtype_of(dtype: np.dtype[Any]) -> torch.dtype | None:
+    """The PyTorch dtype of a (native or not) NumPy dtype, or ``None``."""
+    return _TO_TORCH.get(dtype.newbyteorder("="))
+
+
+def numpy_dtype_of(dtype: torch.dtype) -> np.dtype[Any] | None:
+    """The NumPy dtype of a PyTorch dtype, or ``None`` (bfloat16 has none in NumPy)."""
+    return _TO_NUMPY.get(dtype)
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype | None:
+    """``dtype=`` as a real PyTorch dtype: NumPy dtypes, PyTorch dtypes, Python types and names.
+
+    >>> resolve_dtype("f4"), resolve_dtype(np.uint16), resolve_dtype("bfloat16")
+    (torch.float32, torch.uint16, torch.bfloat16)
+    """
+    if dtype is None or isinstance(dtype, torch.dtype):
+        result = dtype
+    else:
+        named = getattr(torch, dtype, None) if isinstance(dtype, str) else None
+        if isinstance(named, torch.dtype):
+            result = named
+        else:
+            try:
+                np_dtype = np.dtype(dtype)
+            except TypeError:
+                raise TypeError(f"dtype must be a NumPy or PyTorch dtype, not {dtype!r}") from None
+            named = getattr(torch, np_dtype.name, None)  # ml_dtypes' bfloat16
+            result = _TO_TORCH.get(np_dtype, named if isinstance(named, torch.dtype) else None)
+            if result is None:
+                raise ConversionError(
+                    f"dtype={dtype!r} is not a pixel dtype; use bool, an integer or a real "
+                    "floating-point dtype (e.g. dtype=torch.float32)"
+                )
+    if result is not None and (
+        result.is_complex or not (result.is_floating_point or result in _TO_NUMPY)
+    ):
+        raise ConversionError(
+            f"dtype={dtype!r} is not a pixel dtype; use bool, an integer or a real "
+            "floating-point dtype (e.g. dtype=torch.float32)"
+        )
+    return result
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``; a ``TypeError``/``ConversionError`` naming them."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+    if value not in choices:
+        raise ConversionError(
+            f"{name}={value!r} is not understood; use one of {', '.join(map(repr, choices))}"
+        )
+    return value
+
+
+def run_steps(steps: Sequence[Step], value: Any) -> Any:
+    """Run ``steps`` in order on ``value`` (the one place a conversion's steps execute)."""
+    for step in steps:
+        value = step.fn(value, step.arg)
+    return value
+
+
+def span(values: np.ndarray) -> str:
+    """``"min -3, max 300"`` of a non-empty array, for messages."""
+    lo, hi = values.min(), values.max()
+    return f"min {lo.item()!r}, max {hi.item()!r}"
