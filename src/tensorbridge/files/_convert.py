@@ -292,6 +292,8 @@ def convert(
     >>> convert("ckpt.pt", "ckpt_bf16.pt", float_dtype="bfloat16")   # doctest: +SKIP
     >>> convert("model.pt", "out/", max_shard_size="2GB", verify=True)  # doctest: +SKIP
     """
+    cast_all = _resolve_dtype(dtype, "dtype")
+    cast_float = _resolve_dtype(float_dtype, "float_dtype")  # floating only, images too
     if image_files.is_image(src) or image_files.is_image(dst):  # image files: files.image
         return image_files.convert(
             src,
@@ -316,8 +318,6 @@ def convert(
         if max_shard_size is not None
         else sharded.DEFAULT_MAX_SHARD_SIZE
     )
-    cast_all = _resolve_dtype(dtype, "dtype")
-    cast_float = _resolve_dtype(float_dtype, "float_dtype")
     _check_destination(src, out, force)
     with open_reader(src) as reader:
         job = _Job(reader, src, out, cast_all, cast_float, verify, force, progress)
