@@ -185,3 +185,15 @@ def test_temporaries_carry_the_pid_of_their_writer(tmp_path: Path) -> None:
     with _common.atomic_path(tmp_path / "x.npy", force=False) as tmp:
         assert f".{os.getpid()}." in tmp.name and tmp.name.startswith(".x.npy.tbtmp.")
         tmp.write_bytes(b"")
+
+
+def test_float_dtype_must_be_floating_for_image_files_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--float-dtype int8 is refused before an image file is read or written."""
+    pytest.importorskip("PIL")
+    src = tmp_path / "m.npy"
+    np.save(src, np.zeros((4, 4), np.float32))
+    assert main(["convert", str(src), str(tmp_path / "x.png"), "--float-dtype", "int8"]) == 2
+    assert "--dtype int8" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npy"]
