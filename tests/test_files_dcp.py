@@ -197,3 +197,22 @@ def test_data_file_outside_the_checkpoint_is_refused(
     (ckpt / ".metadata").write_bytes(pickle.dumps(meta))
     assert main(["inspect", str(ckpt)]) == 1
     assert "../secret.distcp" in capsys.readouterr().err
+
+
+def test_a_missing_rank_chunk_is_refused_not_left_as_garbage(
+    two_rank_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Metadata whose chunks no longer cover a tensor is refused instead of read with a gap."""
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(two_rank_checkpoint, ckpt)
+    with open(ckpt / ".metadata", "rb") as f:
+        meta = pickle.load(f)  # the test's own checkpoint
+    meta.state_dict_metadata["model.w"].chunks.pop()
+    (ckpt / ".metadata").write_bytes(pickle.dumps(meta))
+    dst = tmp_path / "out.safetensors"
+    assert main(["convert", str(ckpt), str(dst), "--skip-non-tensors"]) == 1
+    err = capsys.readouterr().err
+    assert "'model.w'" in err and "12 of its 24 elements" in err and err.count("\n") == 1
+    assert not dst.exists()

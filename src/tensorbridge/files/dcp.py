@@ -156,6 +156,7 @@ class DcpReader(Reader):
             row = by_torch(md.properties.dtype)
             tag = row.tag if row is not None else str(md.properties.dtype).removeprefix("torch.")
             shape = tuple(int(n) for n in md.size)
+            self._check_chunks(fqn, shape, md.chunks)
             size = int(np.prod(shape)) * torch.empty(0, dtype=md.properties.dtype).element_size()
             self._tensors[fqn] = md
             self.entries.append(Entry(fqn, tag, shape, size, row.numpy if row else None))
@@ -164,6 +165,28 @@ class DcpReader(Reader):
         if isinstance(paths, dict) and all(isinstance(p, tuple) for p in paths.values()):
             nested = any(len(p) != 1 for p in paths.values())
             self.paths = {k: tuple(p) for k, p in paths.items()} if nested else None
+
+    def _check_chunks(self, fqn: str, shape: tuple[int, ...], chunks: Any) -> None:
+        """Every element of the tensor is in exactly one rank's chunk: no gap is left unread."""
+        covered = 0
+        for chunk in chunks:
+            offsets, sizes = tuple(chunk.offsets), tuple(chunk.sizes)
+            inside = len(offsets) == len(sizes) == len(shape) and all(
+                o >= 0 and n >= 0 and o + n <= dim
+                for o, n, dim in zip(offsets, sizes, shape, strict=True)
+            )
+            if not inside:
+                raise BadFileError(
+                    f"{self.path}: tensor {fqn!r} of shape {list(shape)} has a chunk at "
+                    f"{list(offsets)} of size {list(sizes)} outside it; the metadata is corrupt"
+                )
+            covered += int(np.prod(sizes))
+        if covered != int(np.prod(shape)):
+            raise BadFileError(
+                f"{self.path}: the chunks of tensor {fqn!r} hold {covered} of its "
+                f"{int(np.prod(shape))} elements; the checkpoint is incomplete or corrupt "
+                "(a rank's data missing)"
+            )
 
     def _check_files(self) -> None:
         for info in (self.meta.storage_data or {}).values():
