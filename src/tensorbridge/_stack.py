@@ -474,13 +474,13 @@ def _method(
 
 def _viewable(a: np.ndarray) -> bool:
     """Whether PyTorch can read ``a`` in place (native order, aligned, non-negative strides)."""
-    return (
-        a.dtype.isnative
-        and bool(a.flags.num & _ALIGNED)
-        and (a.ndim == 0 or min(a.strides) >= 0)
-        and a.__array_interface__["data"][0] % a.dtype.itemsize == 0
-        and all(s % a.dtype.itemsize == 0 for s in a.strides)
-    )
+    if not a.dtype.isnative or not a.flags.aligned or (a.ndim and min(a.strides) < 0):
+        return False
+    size = a.dtype.itemsize
+    if size <= a.dtype.alignment:
+        return True  # NumPy's ALIGNED flag is PyTorch's condition
+    # complex128 and the like: PyTorch wants the pointer and strides on whole items
+    return a.__array_interface__["data"][0] % size == 0 and all(s % size == 0 for s in a.strides)
 
 
 def _fixes(v: Any) -> list[str]:
@@ -604,11 +604,17 @@ def _torch_view(a: np.ndarray) -> torch.Tensor:
     """A tensor reading ``a`` in place; read-only memory is only ever read here."""
     row = by_numpy(a.dtype)
     assert row is not None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
-        if row.numpy_carrier is None:
-            return torch.from_numpy(a.view(row.numpy) if a.dtype.num != row.numpy.num else a)
-        return torch.from_numpy(a.view(row.numpy_carrier)).view(row.torch)
+    if not a.flags.writeable:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
+            return _wrap(a, row)
+    return _wrap(a, row)
+
+
+def _wrap(a: np.ndarray, row: Any) -> torch.Tensor:
+    if row.numpy_carrier is None:
+        return torch.from_numpy(a.view(row.numpy) if a.dtype.num != row.numpy.num else a)
+    return torch.from_numpy(a.view(row.numpy_carrier)).view(row.torch)
 
 
 def _stack_tensors(out: torch.Tensor, arg: FillArg) -> torch.Tensor:
