@@ -878,3 +878,20 @@ tb.explain([ro, ro], to="collate", float_dtype=torch.float16)
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env=env
     )
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_nested_and_quantized_tensors_name_their_fix():
+    """Nested and quantized tensor samples raise naming the fix (``unbind``, ``dequantize``),
+    and the fix works."""
+    with quiet():
+        nested = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    with pytest.raises(tb.ConversionError, match=r"samples\[0\].*unbind"):
+        tb.collate([nested, nested])
+    parts = [list(nested.unbind()), list(nested.unbind())]
+    same(tb.collate(parts, ragged="pad"), [torch.ones(2, 2), torch.ones(2, 3)])
+    with quiet():
+        q = torch.quantize_per_tensor(torch.ones(2), 0.5, 0, torch.qint8)
+        plain = q.dequantize()
+    with pytest.raises(tb.ConversionError, match=r"samples\[0\].*dequantize"):
+        tb.collate([q, q])
+    same(tb.collate([plain, plain]), torch.ones(2, 2))

@@ -80,10 +80,12 @@ class Field:
 
 
 def at(i: int, suffix: str) -> str:
+    """The path of sample ``i``'s value at ``suffix``: ``samples[3]["image"]``."""
     return f"samples[{i}]{suffix}"
 
 
 def differs(column: Sequence[Any], i: int, suffix: str, what: str, fix: str) -> ConversionError:
+    """Sample ``i`` differs from sample 0 in structure: ``what``, and the ``fix``."""
     return ConversionError(
         f"{what}; every sample must have the same structure (samples[0]{suffix} is "
         f"{describe(column[0])}); {fix}",
@@ -92,6 +94,7 @@ def differs(column: Sequence[Any], i: int, suffix: str, what: str, fix: str) -> 
 
 
 def kind_error(column: Sequence[Any], i: int, suffix: str) -> ConversionError:
+    """Sample ``i`` holds another kind of value than sample 0 (an array beside a dict, None)."""
     x = column[i]
     none = x is None or column[0] is None
     fix = (
@@ -108,7 +111,7 @@ def kind_error(column: Sequence[Any], i: int, suffix: str) -> ConversionError:
 
 def _tensor_problem(t: torch.Tensor) -> str:
     if t.is_nested:
-        return 'a nested tensor cannot be stacked; unbind it in the dataset, or pass ragged="list"'
+        return "a nested tensor cannot be stacked; return its components (t.unbind()) instead"
     if t.layout is not torch.strided:
         return f"a {t.layout} tensor cannot be stacked; call .to_dense() on it in the dataset"
     if t.is_quantized:
