@@ -182,6 +182,7 @@ class Survey(NamedTuple):
     device: torch.device
     adapted: list[int]  # the samples read through to_numpy or to_torch first
     grad: bool
+    kind: str  # "tensors", "arrays" (plain ndarrays), "values" (numbers, NumPy scalars), "mixed"
 
 
 _STRIDED = torch.strided
@@ -198,7 +199,7 @@ def _survey(column: Sequence[Any], suffix: str, o: Options) -> Survey:
         if row is not None and all(
             type(x) is cls and x.shape == shape and (x.dtype is dt or x.dtype == dt) for x in column
         ):
-            return Survey(column, (row.torch,), [shape] * n, _CPU, [], False)
+            return Survey(column, (row.torch,), [shape] * n, _CPU, [], False, "arrays")
     elif cls is torch.Tensor:
         dt, device = first.dtype, first.device
         if (
@@ -216,9 +217,9 @@ def _survey(column: Sequence[Any], suffix: str, o: Options) -> Survey:
         ):
             shapes = [tuple(x.shape) for x in column]
             if device.type != "meta":
-                return Survey(column, (dt,), shapes, device, [], False)
+                return Survey(column, (dt,), shapes, device, [], False, "tensors")
     elif cls in _PY_DTYPES and all(type(x) is cls for x in column):
-        return Survey(column, (_PY_DTYPES[cls],), [()] * n, _CPU, [], False)
+        return Survey(column, (_PY_DTYPES[cls],), [()] * n, _CPU, [], False, "values")
     return _survey_each(column, suffix, o)
 
 
@@ -245,9 +246,18 @@ def _survey_each(column: Sequence[Any], suffix: str, o: Options) -> Survey:
                 raise _dtype_error(column, i, suffix, dtypes[0], dt)
         sources = tuple(dict.fromkeys(dtypes))
     grad = any(isinstance(v, torch.Tensor) and v.requires_grad for v in values)
-    return Survey(
-        values, sources, [_shape(v) for v in values], _device(values, column, suffix), adapted, grad
-    )
+    kinds = {_value_kind(v) for v in values}
+    kind = kinds.pop() if len(kinds) == 1 else "mixed"
+    shapes = [_shape(v) for v in values]
+    return Survey(values, sources, shapes, _device(values, column, suffix), adapted, grad, kind)
+
+
+def _value_kind(v: Any) -> str:
+    if isinstance(v, torch.Tensor):
+        return "tensors"
+    if type(v) is np.ndarray or type(v) is np.memmap:
+        return "arrays"
+    return "mixed" if isinstance(v, np.ndarray) else "values"
 
 
 class FillArg(NamedTuple):
@@ -262,7 +272,7 @@ class FillArg(NamedTuple):
 def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool) -> Field:
     """A field of tensors, arrays, NumPy scalars or numbers: stacked, padded or listed."""
     n = len(column)
-    values, sources, shapes, device, adapted, grad = _survey(column, suffix, o)
+    values, sources, shapes, device, adapted, grad, kind = _survey(column, suffix, o)
     target = _target(sources[0], o)
     cast = any(s != target for s in sources)
     if any(s.is_complex for s in sources) and not target.is_complex:
@@ -274,7 +284,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
         )
     path = f"batch{suffix}"
     shape = shapes[0]
-    ragged = any(s != shape for s in shapes)
+    ragged = shapes.count(shape) != n
     if ragged:
         i = next(i for i, s in enumerate(shapes) if s != shape)
         if o.ragged == "list":
@@ -299,7 +309,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
         )
         return Field(path, column, [step])
     shared = o.shared and device.type == "cpu"
-    how = _method(values, sources, target, ragged)
+    how = _method(kind, values, sources, target, ragged)
     if how == "values written into the batch":
         _check_numbers(values, target, suffix)
     fill = _FILLS[how]
@@ -447,6 +457,7 @@ def _adapted_plans(
 
 
 def _method(
+    kind: str,
     values: Sequence[Any],
     sources: tuple[torch.dtype, ...],
     target: torch.dtype,
@@ -456,11 +467,11 @@ def _method(
     if padded:
         return "per sample"
     cast = any(s != target for s in sources)
-    if all(isinstance(v, torch.Tensor) for v in values):
+    if kind == "tensors":
         if cast and not all(torch.can_cast(s, target) for s in sources):
             return "per sample"  # torch.stack(out=) refuses casts across kinds; copy_ does them
         return "torch.stack into the batch"
-    if all(type(v) is np.ndarray or type(v) is np.memmap for v in values):
+    if kind == "arrays":
         if cast:
             if all(_viewable(v) for v in values) and all(
                 torch.can_cast(s, target) for s in sources
@@ -470,7 +481,7 @@ def _method(
         return (
             "numpy.concatenate into the batch" if values[0].ndim else "numpy.stack into the batch"
         )
-    if not any(isinstance(v, (torch.Tensor, np.ndarray)) for v in values):
+    if kind == "values":
         return "values written into the batch"
     return "per sample"
 
