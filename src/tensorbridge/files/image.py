@@ -223,7 +223,7 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
     palette, and the tensor ``tensorbridge.image.to_torch`` returns for it."""
     from PIL import Image
 
-    from ..image import _modes, _reading, to_numpy
+    from ..image import _common, _modes, _reading, to_numpy
     from . import FileInfo
 
     path = Path(path)
@@ -232,7 +232,7 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
             f"{path}: no such file" if not path.exists() else f"{path} is not a file"
         )
     try:
-        with Image.open(path) as img:
+        with _common.pillow_warnings(str(path)), Image.open(path) as img:
             mode, (w, h), fmt = img.mode, img.size, img.format
             rawmode = img.tile[0][3] if img.tile and isinstance(img.tile[0][3], str) else ""
             orientation = img.getexif().get(0x0112, 1)
@@ -240,6 +240,8 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
             frames = getattr(img, "n_frames", 1)
     except Image.UnidentifiedImageError:
         raise BadFileError(f"{path} is not an image file Pillow can read") from None
+    except (Image.DecompressionBombError, OSError) as exc:
+        raise BadFileError(f"cannot read {path}: {exc}") from None
     depth = 16 if ";16" in rawmode else BIT_DEPTH.get(mode, 8)
     meta = {
         "mode": mode,

@@ -133,7 +133,10 @@ class Work:
 
 def _orientation(img: Image.Image, what: str) -> int:
     try:
-        value = img.getexif().get(0x0112, 1)
+        with _common.pillow_warnings(what):
+            value = img.getexif().get(0x0112, 1)
+    except ConversionError:
+        raise
     except Exception as exc:
         raise ConversionError(
             f"{what}: its EXIF data cannot be read ({type(exc).__name__}: {exc}); pass exif=False "
@@ -289,19 +292,26 @@ def _read_array(work: Work, spec: tuple[int, Store, bool]) -> Work:
 
 
 def _open(path: Any, stack: contextlib.ExitStack) -> Image.Image:
+    name = os.fspath(path)
     try:
-        img = Image.open(path)
+        with _common.pillow_warnings(repr(name)):
+            img = Image.open(path)
+            stack.callback(img.close)  # closed even when the warnings become an error
+    except Image.DecompressionBombError as exc:
+        raise ConversionError(
+            f"{name!r}: {exc}; if you trust the file, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS (or set it to None) first"
+        ) from None
     except FileNotFoundError:
-        raise ConversionError(f"{os.fspath(path)!r}: no such file") from None
+        raise ConversionError(f"{name!r}: no such file") from None
     except Image.UnidentifiedImageError:
-        raise ConversionError(f"{os.fspath(path)!r} is not an image file Pillow can read") from None
+        raise ConversionError(f"{name!r} is not an image file Pillow can read") from None
     except OSError as exc:
-        raise ConversionError(f"cannot open {os.fspath(path)!r}: {exc.strerror or exc}") from exc
-    stack.callback(img.close)
+        raise ConversionError(f"cannot open {name!r}: {exc.strerror or exc}") from exc
     frames = getattr(img, "n_frames", 1)
     if frames > 1:
         raise ConversionError(
-            f"{os.fspath(path)!r} holds {frames} frames and tensorbridge.image reads one image; "
+            f"{name!r} holds {frames} frames and tensorbridge.image reads one image; "
             "open it with Pillow and pass the frames as a batch: "
             "[f.copy() for f in ImageSequence.Iterator(Image.open(path))]"
         )
@@ -353,7 +363,8 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
     target = opts.mode or mode
     if target != mode:
         _check_convertible(what, mode, target)
-        copy_first = mode in ("P", "PA") and "transparency" in img.info and not item.steps
+        still_theirs = not any(step.fn is _transpose for step in item.steps)
+        copy_first = mode in ("P", "PA") and "transparency" in img.info and still_theirs
         n = pillow_nbytes(target, size)
         item.steps.append(
             Step(
@@ -390,6 +401,12 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
     if target == "1":
         expand = "bool"
     elif target in ("P", "PA") and opts.palette == "rgb":
+        trns = img.info.get("transparency") if target == mode else None
+        if trns is not None and not isinstance(trns, (int, bytes)):
+            raise ConversionError(
+                f"{what}: its transparency {trns!r} is neither a palette index nor per-entry "
+                "alpha bytes, so Pillow cannot expand the palette; pass palette='indices'"
+            )
         expand = "palette"
         alpha = target == "PA" or (target == mode and _has_alpha(img))
         channels = 4 if alpha else 3
@@ -710,10 +727,11 @@ def run(img: Any, opts: Options) -> Any:
             assert planned.out_dtype is not None
             work.out = np.empty(planned.out_shape, planned.out_dtype)
         for item in planned.items:
-            _common.run_steps(item.steps, work)
+            with _common.pillow_warnings(item.what):
+                _common.run_steps(item.steps, work, item.what)
         if work.out is not None:
             work.value = work.out
-        return _common.run_steps(planned.final, work).value
+        return _common.run_steps(planned.final, work, planned.what).value
 
 
 def explain(img: Any, opts: Options) -> Plan:

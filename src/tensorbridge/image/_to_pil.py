@@ -326,8 +326,8 @@ def _plan(
 
 def run(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Any:
     """``to_pil``: plan, then run exactly the planned steps."""
-    _, steps = _plan(x, layout, value_range, overflow, mode)
-    return _common.run_steps(steps, x)
+    what, steps = _plan(x, layout, value_range, overflow, mode)
+    return _common.run_steps(steps, x, what)
 
 
 def explain(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Plan:
