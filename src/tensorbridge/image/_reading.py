@@ -12,6 +12,7 @@ so a scaled float result costs no intermediate full-size buffer.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -133,8 +134,11 @@ class Work:
 
 def _orientation(img: Image.Image, what: str) -> int:
     try:
-        with _common.pillow_warnings(what):
+        if img.format is None:  # made in memory: no file metadata for Pillow to warn about
             value = img.getexif().get(0x0112, 1)
+        else:
+            with _common.pillow_warnings(what):
+                value = img.getexif().get(0x0112, 1)
     except ConversionError:
         raise
     except Exception as exc:
@@ -172,7 +176,10 @@ def _not_loaded(img: Image.Image) -> bool:
 def _decode(work: Work, i: int) -> Work:
     img = work.images[i]
     try:
-        img.load()
+        with _common.pillow_warnings(describe_image(img)):
+            img.load()
+    except ConversionError:
+        raise
     except Exception as exc:
         raise ConversionError(
             f"{describe_image(img)}: Pillow cannot decode it ({type(exc).__name__}: {exc})"
@@ -438,14 +445,17 @@ def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int
     assert item.read is not None
     row, expand, channels = item.read
     swap = "" if row.dtype.isnative else f", byte swap {row.dtype.str} → native"
-    how = {
-        "bool": "mode 1 as bool",
-        "palette": f"palette indices expanded to {'RGBA' if channels == 4 else 'RGB'}",
-    }.get(expand, f"mode {row.name}")
+    how = (
+        "mode 1 as bool"
+        if expand == "bool"
+        else f"palette indices expanded to {'RGBA' if channels == 4 else 'RGB'}"
+        if expand == "palette"
+        else f"mode {row.name}"
+    )
     raw_dtype = np.dtype(np.uint8) if row.name == "1" else row.dtype  # mode 1 is read as L bytes
     spec = ReadSpec(index, row.raw, raw_dtype, row.channels, expand, channels, store, batch)
     return Step(
-        f"read pixels from Pillow ({how}{swap}), {store.text} ({format_bytes(out_bytes)})",
+        lambda: f"read pixels from Pillow ({how}{swap}), {store.text} ({format_bytes(out_bytes)})",
         _read,
         spec,
         nbytes=out_bytes,
@@ -572,7 +582,7 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
         return Planned(whole, items, False, None, None, final)
     out_np, staged = _out_dtype(first.dtype, opts)
     shape = ((len(items),) if batch else ()) + first.shape
-    per_item = int(np.prod(first.shape)) * out_np.itemsize
+    per_item = math.prod(first.shape) * out_np.itemsize
     for i, item in enumerate(items):
         store = Store(first.dtype, out_np, opts.scale, item.name if batch else item.what)
         if isinstance(item.source, np.ndarray):
@@ -650,7 +660,7 @@ def _final_steps(
     input_view: bool = False,
 ) -> list[Step]:
     steps: list[Step] = []
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     if opts.to == "torch":
         steps.append(Step("view as torch.Tensor (no copy)", _as_tensor))
         if staged is not None:
@@ -727,8 +737,7 @@ def run(img: Any, opts: Options) -> Any:
             assert planned.out_dtype is not None
             work.out = np.empty(planned.out_shape, planned.out_dtype)
         for item in planned.items:
-            with _common.pillow_warnings(item.what):
-                _common.run_steps(item.steps, work, item.what)
+            _common.run_steps(item.steps, work, item.what)
         if work.out is not None:
             work.value = work.out
         return _common.run_steps(planned.final, work, planned.what).value

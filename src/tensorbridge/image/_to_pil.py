@@ -108,9 +108,11 @@ def _target(
         raise _fail_dtype(what, dtype, c, layout_note)
     chosen = mode or exact[0]
     if chosen not in exact:
+        mapped = TO_PIL_MODES[("uint8", c)] + (TO_PIL_MODES[("uint16", 1)] if c == 1 else ())
+        hint = f"; pass value_range=(lo, hi) to map them to mode {mode}" if mode in mapped else ""
         raise ConversionError(
             f"{what}: {dtype} pixels with {c} channel(s) make one of modes "
-            f"{', '.join(exact)}, not mode={mode!r}"
+            f"{', '.join(exact)}, not mode={mode!r}{hint}"
         )
     return chosen, np.dtype(PIXEL_DTYPE.get(chosen, dtype.str))
 
