@@ -558,3 +558,36 @@ def test_a_failure_inside_a_step_is_a_conversion_error(monkeypatch):
     with pytest.raises(tb.ConversionError, match=r"EXIF orientation 3.*boom") as info:
         ti.to_torch(img)
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_every_remaining_suggested_fix_works(tmp_path, monkeypatch):
+    """Each fix an error message suggests, applied as written, converts."""
+    rgba_pre = Image.new("RGBa", (2, 2))  # a mode with no exact array form here
+    with pytest.raises(tb.ConversionError, match="mode='RGB'"):
+        ti.to_torch(rgba_pre)
+    assert ti.to_torch(rgba_pre, mode="RGB").shape == (3, 2, 2)
+
+    img = random_image("L")
+    with pytest.raises(tb.ConversionError, match=r"torch\.float32"):
+        ti.to_torch(img, scale=True, dtype=torch.int32)
+    assert ti.to_torch(img, scale=True, dtype=torch.float32).dtype == torch.float32
+
+    with pytest.raises(tb.ConversionError, match=r"to_torch\(\.\.\., dtype=torch\.bfloat16\)"):
+        ti.to_numpy(img, dtype=torch.bfloat16)
+    assert ti.to_torch(img, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+    path = tmp_path / "c.png"
+    img.save(path)
+    opened = Image.open(path)
+    opened.close()
+    with pytest.raises(tb.ConversionError, match="pass its path"):
+        ti.to_torch(opened)
+    assert ti.to_torch(path).shape == (1, 3, 5)
+
+    def broken_exif(self):
+        raise SyntaxError("bad EXIF")
+
+    monkeypatch.setattr(Image.Image, "getexif", broken_exif)
+    with pytest.raises(tb.ConversionError, match="exif=False"):
+        ti.to_torch(img)
+    assert ti.to_torch(img, exif=False).shape == (1, 3, 5)

@@ -254,3 +254,23 @@ def test_batch_layouts_accept_the_n_prefix():
     assert [i.size for i in ti.to_pil(x, layout="NHWC")] == [(5, 4), (5, 4)]
     with pytest.raises(tb.ConversionError, match="layout='HWC'"):
         ti.to_pil(x[0], layout="NHWC")
+
+
+def test_every_remaining_suggested_fix_works():
+    """Each fix a to_pil error suggests, applied as written, makes an image."""
+    c = torch.zeros(1, 2, 2, dtype=torch.complex64)
+    with pytest.raises(tb.UnsupportedInputError, match=r"x\.real"):
+        ti.to_pil(c)
+    assert ti.to_pil(c.real, value_range=(0, 1)).mode == "L"
+    s = torch.zeros(2, 2).to_sparse()
+    with pytest.raises(tb.UnsupportedInputError, match="to_dense"):
+        ti.to_pil(s)
+    assert ti.to_pil(s.to_dense()).mode == "F"
+    x = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(tb.ConversionError, match="layout='HWC'"):
+        ti.to_pil(x, layout="NHWC")
+    assert ti.to_pil(x, layout="HWC").size == (5, 4)
+    f = np.zeros((2, 2), np.float32)
+    with pytest.raises(tb.ConversionError, match="value_range="):
+        ti.to_pil(f, mode="L")
+    assert ti.to_pil(f, mode="L", value_range=(0, 1)).mode == "L"
