@@ -193,3 +193,14 @@ def test_bench_image_group_runs(monkeypatch):
     results = run_cases(picked, cfg)
     assert len(results) == 1 and results[0].status in ("PASS", "MISS")
     assert all(r.comparison is not None and r.comparison.ratio > 0 for r in results)
+
+
+def test_inspect_sixteen_bit_rgb_png_says_what_pillow_does(tmp_path, capsys):
+    """A 16-bit RGB PNG is inspected: 16 bits in the file, Pillow reads 8, to_torch needs mode=."""
+    from imagehelpers import png_rgb16
+
+    (tmp_path / "d.png").write_bytes(png_rgb16(np.zeros((2, 3, 3), np.uint16)))
+    assert main(["inspect", str(tmp_path / "d.png"), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert meta["bit_depth"] == "16 per channel (Pillow reads 8)"
+    assert "mode='RGB'" in meta["to_torch"] and "(3, 2, 3)" in meta["to_torch"]

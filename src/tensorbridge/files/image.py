@@ -223,7 +223,7 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
     palette, and the tensor ``tensorbridge.image.to_torch`` returns for it."""
     from PIL import Image
 
-    from ..image import _common, _modes, _reading, to_numpy
+    from ..image import _common, _reading, to_numpy
     from . import FileInfo
 
     path = Path(path)
@@ -257,15 +257,19 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
     }
     if frames > 1:
         meta["frames"] = str(frames)
-    raw_only = mode in _modes.RAW_ONLY
+    entries: list[Entry] = []
     try:
-        array = to_numpy(path, layout="CHW", mode=mode if raw_only else None)
-        note = f" with mode={mode!r} (refused without mode=)" if raw_only else ""
-        meta["to_torch"] = f"torch.{array.dtype} {tuple(array.shape)}{note}"
-        entries: list[Entry] = [entry_for(path.stem, array)]
-    except Exception as exc:  # the image is inspected even when to_torch refuses it
-        meta["to_torch"] = f"refused: {exc}"
-        entries = []
+        array, note = to_numpy(path, layout="CHW"), ""
+    except ConversionError as refused:  # shown as read with mode= named, and why it needs it
+        reason = str(refused).split(": ", 1)[-1]
+        note = f" with mode={mode!r} (without it: {reason})"
+        try:
+            array = to_numpy(path, layout="CHW", mode=mode)
+        except ConversionError as exc:  # the image is inspected even when nothing reads it
+            meta["to_torch"] = f"refused: {exc}"
+            return FileInfo(str(path), f"image ({fmt})", path.stat().st_size, [], {}, meta)
+    meta["to_torch"] = f"torch.{array.dtype} {tuple(array.shape)}{note}"
+    entries.append(entry_for(path.stem, array))
     return FileInfo(str(path), f"image ({fmt})", path.stat().st_size, entries, {}, meta)
 
 
