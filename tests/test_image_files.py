@@ -204,3 +204,13 @@ def test_inspect_sixteen_bit_rgb_png_says_what_pillow_does(tmp_path, capsys):
     meta = json.loads(capsys.readouterr().out)["metadata"]
     assert meta["bit_depth"] == "16 per channel (Pillow reads 8)"
     assert "mode='RGB'" in meta["to_torch"] and "(3, 2, 3)" in meta["to_torch"]
+
+
+def test_cmyk_source_refused_naming_the_python_call(tmp_path, capsys):
+    """A CMYK file converts only with mode=, which the message points to in Python; that works."""
+    from tensorbridge import image
+
+    random_image("CMYK").save(tmp_path / "c.tif")
+    assert main(["convert", str(tmp_path / "c.tif"), str(tmp_path / "c.npy")]) == 1
+    assert "tensorbridge.image.to_torch(path, mode=" in capsys.readouterr().err
+    assert image.to_torch(tmp_path / "c.tif", mode="RGB").shape == (3, 3, 5)

@@ -83,7 +83,15 @@ def _read_image(src: Path, dtype: Any) -> np.ndarray:
 
     if not src.is_file():
         raise BadFileError(f"{src}: no such file" if not src.exists() else f"{src} is not a file")
-    return np.ascontiguousarray(image.to_numpy(src, layout="CHW", dtype=dtype))
+    try:
+        return np.ascontiguousarray(image.to_numpy(src, layout="CHW", dtype=dtype))
+    except ConversionError as exc:
+        if "mode=" not in str(exc):
+            raise
+        raise type(exc)(
+            f"{exc} (the command line has no mode option: call "
+            "tensorbridge.image.to_torch(path, mode=...) in Python)"
+        ) from None
 
 
 def _read_tensor(src: Path, dtype: Any) -> tuple[str, np.ndarray]:
