@@ -50,6 +50,7 @@ STORES = {
 """Pillow modes each format writes (and reads back) as they are; JPEG only approximately."""
 
 SAVE_OPTIONS: dict[str, dict[str, Any]] = {
+    "GIF": {"optimize": False},  # keeps an L image's grey palette whole, so it reads back as L
     "WEBP": {"lossless": True, "exact": True},
     "JPEG": {"quality": 95, "subsampling": 0},
 }
