@@ -497,7 +497,10 @@ class Planned:
     def plan(self, target: str) -> Plan:
         """The ``Plan`` explain returns (a batch holds each image's plan by index)."""
         if self.batch and self.items:
-            leaves = {it.name: Plan.from_steps(target, it.what, it.steps) for it in self.items}
+            leaves = {
+                it.name: Plan.from_steps(target, it.what.removeprefix(f"{it.name} = "), it.steps)
+                for it in self.items
+            }
             final = Plan.from_steps(target, self.what, self.final)
             copies = sum(p.copies for p in leaves.values()) + final.copies
             nbytes = sum(p.bytes_copied for p in leaves.values()) + final.bytes_copied
@@ -584,7 +587,7 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
     shape = ((len(items),) if batch else ()) + first.shape
     per_item = math.prod(first.shape) * out_np.itemsize
     for i, item in enumerate(items):
-        store = Store(first.dtype, out_np, opts.scale, item.name if batch else item.what)
+        store = Store(first.dtype, out_np, opts.scale, item.what)
         if isinstance(item.source, np.ndarray):
             swap = "" if item.source.dtype.isnative else ", byte swap to native"
             item.steps.append(
