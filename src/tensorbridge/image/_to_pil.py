@@ -281,7 +281,8 @@ def _plan(
             "tensor or array"
         )
     shape = tuple(x.shape)
-    layout = _common.check_choice("layout", default if layout is None else layout, LAYOUTS)
+    implied = layout is None
+    layout = _common.check_choice("layout", default if implied else layout, LAYOUTS)
     if len(shape) not in (2, 3, 4):
         raise ConversionError(
             f"{what}: an image is 2-D (HW), 3-D (CHW or HWC) or 4-D (a batch), not {len(shape)}-D"
@@ -296,7 +297,7 @@ def _plan(
         c, (h, w), note = 1, shape, ""
     else:
         c, h, w = (shape[-3], shape[-2], shape[-1]) if first else (shape[-1], shape[-3], shape[-2])
-        note = f" read as {layout!r}" + (" (the default)" if layout.endswith(default) else "")
+        note = f" read as {layout!r}" + (" (the default)" if implied else "")
     if not 1 <= c <= 4:
         other = "HWC" if first else "CHW"
         oc = shape[-1] if first else shape[-3]
