@@ -439,10 +439,10 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_tensorbridge_does_not_import_pil():
-    """``import tensorbridge`` (and its conversions) never loads PIL."""
+    """``import tensorbridge`` (its conversions, files and command line too) never loads PIL."""
     proc = _python(
-        "import sys, numpy as np, tensorbridge as tb; tb.to_torch(np.ones(2)); "
-        "print('PIL' in sys.modules)"
+        "import sys, numpy as np, tensorbridge as tb, tensorbridge.files, tensorbridge.cli; "
+        "tb.to_torch(np.ones(2)); print('PIL' in sys.modules)"
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
