@@ -15,6 +15,7 @@ PUBLIC = [
     "LossyConversionError",
     "Plan",
     "UnsupportedInputError",
+    "collate",
     "explain",
     "item",
     "shares_memory",
@@ -143,3 +144,14 @@ def test_plan_is_a_class():
     """``Plan`` is the class ``explain`` returns."""
     assert isinstance(tb.Plan, type)
     assert isinstance(tb.explain([1.0, 2.0], to="numpy"), tb.Plan)
+
+
+def test_collate_signature():
+    """``collate(samples, /, *, dtype=None, float_dtype=None, ragged="error", pad_value=0)``."""
+    p = _params(tb.collate)
+    assert list(p) == ["samples", "dtype", "float_dtype", "ragged", "pad_value"]
+    assert p["samples"].kind is inspect.Parameter.POSITIONAL_ONLY
+    expected = {"dtype": None, "float_dtype": None, "ragged": "error", "pad_value": 0}
+    for name, default in expected.items():
+        assert p[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert p[name].default == default, name

@@ -269,8 +269,10 @@ def test_interrupt_mid_write_leaves_no_dst(tmp_path: Path, monkeypatch: pytest.M
     before = _listing(tmp_path)
     real_write = files.safetensors.write_bytes
 
-    def interrupted(f: object, array: object, progress: object = None) -> None:
-        real_write(f, array, progress)  # type: ignore[arg-type]
+    def interrupted(
+        f: object, array: object, progress: object = None, dtype: object = None
+    ) -> None:
+        real_write(f, array, progress, dtype)  # type: ignore[arg-type]
         raise KeyboardInterrupt
 
     monkeypatch.setattr(files.safetensors, "write_bytes", interrupted)
@@ -286,7 +288,7 @@ def test_failed_verify_leaves_dst_untouched(
     np.save(src, np.arange(4.0))
     np.save(dst, np.zeros(1))
     before = dst.read_bytes()
-    monkeypatch.setattr(files, "same_bits", lambda a, b: False)
+    monkeypatch.setattr(files._convert, "_same_cast", lambda a, b, dtype: False)
     assert main(["convert", str(src), str(dst), "--force", "--verify"]) == 1
     assert dst.read_bytes() == before
 

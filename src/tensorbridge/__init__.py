@@ -6,6 +6,7 @@ array([1., 1.], dtype=float32)
 """
 
 from ._api import explain, to_numpy, to_torch
+from ._collate import collate
 from ._errors import ConversionError, CopyRequiredError, LossyConversionError, UnsupportedInputError
 from ._memory import shares_memory
 from ._plan import Plan
@@ -17,6 +18,7 @@ __all__ = [
     "LossyConversionError",
     "Plan",
     "UnsupportedInputError",
+    "collate",
     "explain",
     "item",
     "shares_memory",

@@ -362,7 +362,9 @@ def _leaf_plan(obj: Any, kind: str, o: Options, to: str) -> Plan:
     return Plan.from_steps(to, obj, steps)
 
 
-def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any) -> Plan:
+def explain(
+    obj: Any, /, to: Literal["numpy", "torch", "collate"] = "numpy", **kwargs: Any
+) -> Plan:
     """What ``to_numpy(obj, **kwargs)`` or ``to_torch(obj, **kwargs)`` would do, without doing it.
 
     >>> import torch
@@ -370,12 +372,16 @@ def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any)
     >>> plan.steps, plan.copies, plan.shares_memory
     (('view bfloat16 as ml_dtypes.bfloat16 (no copy)',), 0, True)
     """
+    if to == "collate":  # obj is a list of samples: the plan of tb.collate(obj, **kwargs)
+        from ._collate import explain as explain_collate
+
+        return explain_collate(obj, **kwargs)
     if to == "numpy":
         o = numpy_options(**kwargs)
     elif to == "torch":
         o = torch_options(**_torch_kwargs(kwargs))
     else:
-        raise ValueError(f"to must be 'numpy' or 'torch', not {to!r}")
+        raise ValueError(f"to must be 'numpy', 'torch' or 'collate', not {to!r}")
     try:
         return _explain(obj, to, o)
     except RecursionError:

@@ -61,9 +61,12 @@ def _parser() -> _Parser:
 
     conv = sub.add_parser(
         "convert",
-        help="copy tensors between .npy, .npz, .pt/.pth/.bin, .safetensors and image files",
+        help="copy tensors between .npy, .npz, .pt/.pth/.bin/.ckpt, .safetensors, sharded "
+        "checkpoints, DCP directories and image files",
         description="Copy every tensor of SRC into DST; formats come from the extensions. "
-        "Atomic: DST appears only when complete. PyTorch files load with weights_only=True.",
+        "SRC or DST may be a directory or a Hugging Face index file (sharded checkpoints); SRC "
+        "may be a torch.distributed.checkpoint directory. Atomic: DST appears only when "
+        "complete. PyTorch files load with weights_only=True.",
     )
     conv.add_argument("src", metavar="SRC")
     conv.add_argument("dst", metavar="DST")
@@ -80,7 +83,18 @@ def _parser() -> _Parser:
     conv.add_argument(
         "--skip-non-tensors",
         action="store_true",
-        help="leave out non-tensor values of a .pt (epoch numbers, strings)",
+        help="leave out non-tensor values (epoch numbers, strings) where DST cannot hold them",
+    )
+    conv.add_argument(
+        "--max-shard-size",
+        metavar="SIZE",
+        help="write shards of at most SIZE (5GB = 5*10^9 bytes, 5GiB = 5*2^30; default 5GB) "
+        "into a DST directory or index file",
+    )
+    conv.add_argument(
+        "--format",
+        choices=["dcp"],
+        help="write DST as a torch.distributed.checkpoint directory",
     )
     # image files (tensorbridge.files.image)
     conv.add_argument(
@@ -95,9 +109,11 @@ def _parser() -> _Parser:
     conv.set_defaults(func=_convert)
 
     insp = sub.add_parser(
-        "inspect", help="list names, dtypes, shapes and sizes of the tensors in a file"
+        "inspect",
+        help="list names, dtypes, shapes and sizes of the tensors in a file or checkpoint "
+        "directory (shards, index check, aliases)",
     )
-    insp.add_argument("file", metavar="FILE")
+    insp.add_argument("file", metavar="FILE|DIR")
     insp.add_argument("--json", action="store_true", help="print JSON")
     insp.set_defaults(func=_inspect)
 
@@ -251,6 +267,8 @@ def _convert(args: argparse.Namespace) -> int:
                 force=args.force,
                 skip_non_tensors=args.skip_non_tensors,
                 progress=bar,
+                max_shard_size=args.max_shard_size,
+                format=args.format,
                 value_range=args.value_range,
                 clip=args.clip,
             )
@@ -263,12 +281,18 @@ def _convert(args: argparse.Namespace) -> int:
         checked = ", verified bit for bit" if report.verified else ""
         plural = "s" * (report.tensors != 1)
         size = human_bytes(report.bytes)
-        print(f"wrote {report.dst}: {report.tensors} tensor{plural}, {size}{checked}")
+        where = f" ({len(report.files)} files)" if report.files else ""
+        print(f"wrote {report.dst}{where}: {report.tensors} tensor{plural}, {size}{checked}")
+        if report.kept:
+            print(f"kept {len(report.kept)} non-tensor value(s): {_some(report.kept)}")
         if report.skipped:
-            print(
-                f"left out {len(report.skipped)} non-tensor value(s): {', '.join(report.skipped)}"
-            )
+            print(f"left out {len(report.skipped)} non-tensor value(s): {_some(report.skipped)}")
     return EXIT_OK
+
+
+def _some(names: list[str], n: int = 6) -> str:
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -306,10 +330,41 @@ def _render_info(info: Any) -> None:
     )
     console = _console()
     console.print(table)
+    if info.shards:
+        _render_shards(info, console)
+    for alias, target in info.aliases.items():
+        console.print(f"alias: {alias} shares {target} (stored once)", markup=False)
     for key, value in info.others.items():
         console.print(f"not a tensor: {key} ({value})", markup=False)
     for key, value in info.metadata.items():
         console.print(f"metadata: {key} = {value}", markup=False)
+
+
+def _render_shards(info: Any, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="files", title_justify="left")
+    columns = [
+        c for c in ("file", "tensors", "chunks", "bytes", "file_bytes") if c in info.shards[0]
+    ]
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="left" if column == "file" else "right")
+    for row in info.shards:
+        table.add_row(
+            *(human_bytes(row[c]) if c.endswith("bytes") else str(row[c]) for c in columns)
+        )
+    console.print(table)
+    if info.index is not None:
+        console.print(f"index: {info.index}", markup=False)
+    if info.index_total_size is not None:
+        agrees = "agrees" if info.index_total_size == info.total_bytes else "differs"
+        console.print(
+            f"index total_size: {info.index_total_size:,} B ({agrees} with the tensors' "
+            f"{info.total_bytes:,} B)",
+            markup=False,
+        )
+    if info.index_check is not None:
+        console.print(f"index check: {info.index_check}", markup=False)
 
 
 def _bench(argv: list[str]) -> int:

@@ -5,7 +5,8 @@ Every case times tensorbridge against the idiom it replaces in the same process,
 case's target (PASS / MISS). Groups: single leaves, inputs that need a fix, containers, bulk
 copies at 64 MiB, O(1) zero-copy conversions (1 GiB vs 4 KiB), peak memory, ``explain``, whole
 containers to and from a CUDA device (SKIP without one), images (``tensorbridge.image``,
-SKIP without Pillow), and peer libraries where installed
+SKIP without Pillow), ``collate`` against ``default_collate``, a 2 GiB sharded checkpoint converted
+to safetensors shards against the hand-written loop (``files``), and peer libraries where installed
 (``pip install 'tensorbridge[bench]'``).
 
 Exit status: 0 when every case ran (a MISS is a finding, not a failure), 1 when a case raised,
@@ -34,7 +35,7 @@ __all__ = ["all_cases", "config", "main", "run_cases"]
 
 def all_cases(cfg: Config) -> list[Case]:
     """Every case of the suite, in report order, sized for ``cfg``."""
-    from . import _bulk, _gpu, _image, _leaf, _trees
+    from . import _bulk, _collate, _files, _gpu, _image, _leaf, _trees
 
     return (
         _leaf.cases()
@@ -42,6 +43,8 @@ def all_cases(cfg: Config) -> list[Case]:
         + _bulk.cases(cfg)
         + _gpu.cases(cfg)
         + _image.cases(cfg)  # tensorbridge.image (SKIP without Pillow)
+        + _collate.cases()
+        + _files.cases(cfg)
     )
 
 
@@ -103,6 +106,10 @@ def _seconds(s: float) -> str:
     return f"{s / 1e-9:.3g} ns"
 
 
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):.2f} MiB" if n >= 1 << 16 else f"{n / 1024:.1f} KiB"
+
+
 def _cells(r: Result) -> tuple[str, str, str, str]:
     """ratio, min–max, tensorbridge column, idiom column."""
     c = r.comparison
@@ -120,6 +127,8 @@ def _cells(r: Result) -> tuple[str, str, str, str]:
     ours = _seconds(c.a_s)
     if "input_GB_per_s" in c.extra:
         ours += f" ({c.extra['input_GB_per_s']:.1f} GB/s)"
+    if "bytes_copied" in c.extra:
+        ours += f" ({_mib(c.extra['bytes_copied'])} copied)"
     return ratio, spread, ours, _seconds(c.b_s)
 
 

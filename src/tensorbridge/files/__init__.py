@@ -1,9 +1,12 @@
-"""Tensors in files: ``.npy``, ``.npz``, PyTorch (``.pt``/``.pth``/``.bin``) and ``.safetensors``.
+"""Tensors in files: ``.npy``, ``.npz``, PyTorch (``.pt``/``.pth``/``.bin``/``.ckpt``),
+``.safetensors``, sharded checkpoints (Hugging Face index files and directories) and
+``torch.distributed.checkpoint`` directories.
 
-The format is chosen by the file's extension; every format has a module with the same verbs (a
-reader class and ``write``) and a docstring that says what it reads, writes and refuses. Nothing
-here ever runs a pickle. Writes are atomic: a temporary file beside the destination, renamed into
-place only when complete (and verified, when asked).
+The format is chosen by the file's extension (``_open``); every format has a module with the same
+verbs (a reader class and ``write``) and a docstring that says what it reads, writes and refuses.
+Nothing here ever runs a pickle. Writes are atomic: a temporary file or directory beside the
+destination, renamed into place only when complete (and verified, when asked); a temporary left
+by a killed run is removed by the next run.
 
 >>> import numpy as np, tensorbridge.files as tf
 >>> tf.write("w.safetensors", {"enc": {"w": np.ones((2, 2), np.float32)}})  # doctest: +SKIP
@@ -17,26 +20,19 @@ from __future__ import annotations
 
 import math
 import os
-import struct
-import zipfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .._dtypes import by_numpy, numpy_dtype
-from .._errors import ConversionError
+from . import dcp, sharded
 from . import image as image_files
-from . import npy, npz, safetensors, torchfile
 from ._common import (
     BadFileError,
     Entry,
     FileUsageError,
     Layout,
-    Reader,
     UnsafeFileError,
     atomic_path,
     dtype_tag,
@@ -44,6 +40,8 @@ from ._common import (
     flatten,
     unflatten,
 )
+from ._convert import ConvertReport, ProgressCallback, check_layout, convert, same_bits
+from ._open import FORMATS, LABEL, format_of, open_reader
 
 __all__ = [
     "FORMATS",
@@ -52,116 +50,19 @@ __all__ = [
     "Entry",
     "FileInfo",
     "FileUsageError",
+    "ProgressCallback",
     "UnsafeFileError",
     "convert",
+    "dtype_tag",
     "flatten",
+    "format_of",
     "inspect",
     "open_reader",
     "read",
+    "same_bits",
     "unflatten",
     "write",
 ]
-
-FORMATS: dict[str, ModuleType] = {
-    ".npy": npy,
-    ".npz": npz,
-    ".pt": torchfile,
-    ".pth": torchfile,
-    ".bin": torchfile,
-    ".safetensors": safetensors,
-}
-"""Extension → format module."""
-
-_LABEL = {npy: "npy", npz: "npz", torchfile: "pytorch", safetensors: "safetensors"}
-
-ProgressCallback = Callable[[int, int], None]
-"""Called as ``progress(bytes_done, bytes_total)`` while a conversion runs."""
-
-
-def format_of(path: str | os.PathLike[str]) -> ModuleType:
-    """The format module for ``path``'s extension; ``FileUsageError`` for an unknown one."""
-    suffix = Path(path).suffix.lower()
-    try:
-        return FORMATS[suffix]
-    except KeyError:
-        known = ", ".join(FORMATS)
-        raise FileUsageError(
-            f"{path}: unknown extension {suffix or '(none)'!r}; use one of {known}"
-        ) from None
-
-
-def _sniff(path: Path) -> str | None:
-    """What the file's first bytes say it is (for hints after a failure)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-            size = f.seek(0, 2)
-        if head.startswith(b"\x93NUMPY"):
-            return ".npy"
-        if head.startswith(b"PK"):
-            with zipfile.ZipFile(path) as zf:
-                names = zf.namelist()
-            if names and all(n.endswith(".npy") for n in names):
-                return ".npz"
-            if any(n.endswith("data.pkl") for n in names):
-                return ".pt"
-            return None
-        if head[:1] == b"\x80":
-            return ".pt"
-        if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] + 8 <= size:
-            return ".safetensors"
-    except Exception:
-        return None
-    return None
-
-
-def _open(path: Path, fmt: ModuleType, name: str | None) -> Reader:
-    if fmt is npy:
-        return npy.NpyReader(path, name)
-    if fmt is npz:
-        return npz.NpzReader(path)
-    if fmt is torchfile:
-        return torchfile.TorchReader(path, name)
-    return safetensors.SafetensorsReader(path)
-
-
-def open_reader(
-    path: str | os.PathLike[str], fmt: ModuleType | None = None, *, name: str | None = None
-) -> Reader:
-    """Open ``path`` for reading (format from its extension unless ``fmt`` is given).
-
-    Raises ``BadFileError`` (one line, naming the file) for anything unreadable, ``UnsafeFileError``
-    for a file only a pickle could load, ``FileUsageError`` for an unknown extension.
-    """
-    path = Path(path)
-    fmt = fmt or format_of(path)
-    try:
-        if path.is_dir():
-            raise BadFileError(f"{path} is a directory, not a file")
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise BadFileError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise BadFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if size == 0:
-        raise BadFileError(f"{path} is empty (0 bytes)")
-    try:
-        return _open(path, fmt, name)
-    except UnsafeFileError:
-        raise
-    except BadFileError as exc:
-        actual = _sniff(path)
-        if actual is not None and FORMATS[actual] is not fmt:
-            raise BadFileError(f"{exc} (it looks like a {actual} file: rename it)") from None
-        raise
-    except OSError as exc:
-        raise BadFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except MemoryError:
-        raise BadFileError(
-            f"{path} is corrupt: it claims more memory than this machine has"
-        ) from None
-    except ConversionError as exc:
-        raise BadFileError(f"{path}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,6 +79,11 @@ class FileInfo:
     entries: list[Entry]
     others: dict[str, str] = field(default_factory=dict)  # non-tensor values: name → type
     metadata: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # tied weights: alias → stored name
+    shards: list[dict[str, Any]] = field(default_factory=list)  # sharded and DCP checkpoints
+    index: str | None = None  # the index file read
+    index_check: str | None = None  # what the index check found (it passed: it raises otherwise)
+    index_total_size: int | None = None  # metadata.total_size as the index states it
 
     @property
     def total_bytes(self) -> int:
@@ -199,11 +105,17 @@ class FileInfo:
             "total_bytes": self.total_bytes,
             "non_tensors": self.others,
             "metadata": self.metadata,
+            "aliases": self.aliases,
+            "shards": self.shards,
+            "index": self.index,
+            "index_check": self.index_check,
+            "index_total_size": self.index_total_size,
         }
 
 
 def inspect(path: str | os.PathLike[str]) -> FileInfo:
-    """Names, dtypes, shapes and byte sizes of the tensors in ``path``.
+    """Names, dtypes, shapes and byte sizes of the tensors in ``path`` (a file, an index file, or
+    a directory of shards or a DCP checkpoint), with the shards and the index check.
 
     >>> info = inspect("model.safetensors")  # doctest: +SKIP
     >>> info.entries[0]                      # doctest: +SKIP
@@ -212,17 +124,41 @@ def inspect(path: str | os.PathLike[str]) -> FileInfo:
     if image_files.is_image(path):  # image files: tensorbridge.files.image
         return image_files.info(path)
     path = Path(path)
-    fmt = format_of(path)
-    with open_reader(path, fmt) as reader:
-        others = {k: type(v).__name__ for k, v in getattr(reader, "others", {}).items()}
-        return FileInfo(
+    with open_reader(path) as reader:
+        info = FileInfo(
             str(path),
-            _LABEL[fmt],
-            path.stat().st_size,
+            "",
+            0,
             list(reader.entries),
-            others,
+            {k: type(v).__name__ for k, v in reader.others.items()},
             dict(reader.metadata),
+            dict(reader.aliases),
         )
+        if isinstance(reader, sharded.ShardedReader):
+            info.format = "sharded " + LABEL[_shard_format(reader)]
+            info.shards = reader.describe()
+            info.file_bytes = sum(row["file_bytes"] for row in info.shards)
+            info.index = str(reader.index) if reader.index is not None else None
+            listed = "the index" if reader.index is not None else "no index: shards"
+            info.index_check = (
+                f"ok: {len(info.shards)} shard(s), every tensor in {listed} is in exactly one "
+                "shard, no shard holds an unlisted tensor"
+            )
+            total = reader.index_metadata.get("total_size")
+            info.index_total_size = total if isinstance(total, int) else None
+        elif isinstance(reader, dcp.DcpReader):
+            info.format = "dcp"
+            info.shards = reader.describe()
+            info.file_bytes = sum(row["file_bytes"] for row in info.shards)
+            info.file_bytes += (path / dcp.METADATA).stat().st_size
+        else:
+            info.format = LABEL[format_of(path)]
+            info.file_bytes = path.stat().st_size
+        return info
+
+
+def _shard_format(reader: sharded.ShardedReader) -> Any:
+    return format_of(next(iter(reader.shards.values())).path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,249 +198,8 @@ def write(path: str | os.PathLike[str], tensors: Any, *, force: bool = False) ->
             array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
         )
     layout = Layout([entry_for(n, a) for n, a in arrays.items()], paths, single)
-    _check_layout(layout, fmt, path, str(path))
+    check_layout(layout, fmt, path, str(path))
     if path.exists() and not force:
         raise FileUsageError(f"{path} already exists; pass force=True (--force) to replace it")
     with atomic_path(path, force=force) as tmp:
         fmt.write(tmp, layout, iter(arrays.values()))
-
-
-# --------------------------------------------------------------------------------------------
-# convert
-
-
-@dataclass
-class ConvertReport:
-    """What ``convert`` did."""
-
-    src: str
-    dst: str
-    tensors: int
-    bytes: int
-    verified: bool
-    skipped: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _holders(tag: str) -> str:
-    exts = sorted(
-        {ext for ext, mod in FORMATS.items() if tag in mod.DTYPES}, key=list(FORMATS).index
-    )
-    return ", ".join(exts) if exts else "none of the formats"
-
-
-def _check_layout(layout: Layout, fmt: ModuleType, dst: Path, src: str) -> None:
-    if fmt.MAX_TENSORS is not None and len(layout.entries) > fmt.MAX_TENSORS:
-        raise BadFileError(
-            f"{dst}: a {fmt.NAME} file holds one array and {src} has "
-            f"{len(layout.entries)} tensors; "
-            "write a .npz, .safetensors or .pt file instead"
-        )
-    for entry in layout.entries:
-        if entry.tag not in fmt.DTYPES:
-            raise BadFileError(
-                f"tensor {entry.name!r} is {entry.tag}, which a {fmt.NAME} file cannot hold; "
-                f"formats that can: {_holders(entry.tag)} (or cast it with --dtype/--float-dtype)"
-            )
-
-
-def _target(
-    entry: Entry, dtype: np.dtype[Any] | None, float_dtype: np.dtype[Any] | None, src: Path
-) -> Entry:
-    """The entry as it will be written, after the requested casts, in native byte order."""
-    target = entry.dtype
-    if dtype is not None:
-        target = dtype
-    elif float_dtype is not None and entry.kind == "f":
-        target = float_dtype
-    if target is None:
-        raise BadFileError(
-            f"{src}[{entry.name!r}] is {entry.tag}, which has no NumPy form; cast it with --dtype"
-        )
-    target = target if target.isnative else target.newbyteorder("=")
-    row = by_numpy(target)
-    if row is None:
-        raise BadFileError(
-            f"{src}[{entry.name!r}] is {entry.tag}, which no tensor file can hold; "
-            "cast it with --dtype"
-        )
-    if entry.kind == "c" and row.kind != "c":
-        raise BadFileError(
-            f"{src}[{entry.name!r}] is {entry.tag}; casting it to {row.tag} would drop "
-            "the imaginary part "
-            "(cast to a complex dtype, or save the real part explicitly)"
-        )
-    return Entry(entry.name, row.tag, entry.shape, math.prod(entry.shape) * target.itemsize, target)
-
-
-def _cast(array: np.ndarray, target: np.dtype[Any]) -> np.ndarray:
-    if array.dtype == target and array.dtype.isnative:
-        return array
-    from .. import to_numpy
-
-    return to_numpy(array, dtype=target)
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two arrays have the same dtype, shape and bytes (NaN payloads and -0.0 included)."""
-    if a.shape != b.shape or a.dtype.newbyteorder("=") != b.dtype.newbyteorder("="):
-        return False
-    a = (
-        np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
-        .reshape(-1)
-        .view(np.uint8)
-    )
-    b = (
-        np.ascontiguousarray(b.astype(b.dtype.newbyteorder("<"), copy=False))
-        .reshape(-1)
-        .view(np.uint8)
-    )
-    step = 1 << 24
-    return all(np.array_equal(a[i : i + step], b[i : i + step]) for i in range(0, a.size, step))
-
-
-def _resolve_dtype(spec: Any, what: str) -> np.dtype[Any] | None:
-    if spec is None:
-        return None
-    try:
-        return numpy_dtype(spec)
-    except ConversionError as exc:
-        raise FileUsageError(f"{what}: {exc}") from None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
-def convert(
-    src: str | os.PathLike[str],
-    dst: str | os.PathLike[str],
-    *,
-    dtype: Any = None,
-    float_dtype: Any = None,
-    verify: bool = False,
-    force: bool = False,
-    skip_non_tensors: bool = False,
-    progress: ProgressCallback | None = None,
-    value_range: Any = None,
-    clip: bool = False,
-) -> ConvertReport:
-    """Copy every tensor of ``src`` into ``dst`` (formats from the extensions), atomically.
-
-    ``dtype`` casts every tensor, ``float_dtype`` only the real floating-point ones. ``verify``
-    re-reads the written file and compares it bit for bit with the source before it replaces
-    ``dst``. One tensor is in memory at a time, except when writing a PyTorch file (``torch.save``
-    needs them all). ``dst`` is never touched unless the new file is complete (and verified);
-    an existing ``dst`` is replaced only with ``force``; ``src`` is never overwritten.
-    ``value_range`` and ``clip`` map float tensors into an image file (see ``files.image``).
-    """
-    if image_files.is_image(src) or image_files.is_image(dst):  # image files: files.image
-        return image_files.convert(
-            src,
-            dst,
-            dtype=dtype,
-            float_dtype=float_dtype,
-            verify=verify,
-            force=force,
-            value_range=value_range,
-            clip=clip,
-        )
-    src, dst = Path(src), Path(dst)
-    fmt_in, fmt_out = format_of(src), format_of(dst)
-    cast_all = _resolve_dtype(dtype, "dtype")
-    cast_float = _resolve_dtype(float_dtype, "float_dtype")
-    if _same_file(src, dst):
-        raise FileUsageError(
-            f"refusing to write {dst} over its own source; choose another destination"
-        )
-    if dst.is_dir():
-        raise FileUsageError(f"{dst} is a directory; give a file name")
-    if dst.exists() and not force:
-        raise FileUsageError(f"{dst} already exists; pass --force to replace it")
-    if not dst.parent.is_dir():
-        raise BadFileError(f"cannot write {dst}: no directory {dst.parent}")
-    with open_reader(src, fmt_in) as reader:
-        skipped = sorted(getattr(reader, "others", {}))
-        if skipped and not skip_non_tensors:
-            listed = ", ".join(f"{k} ({type(reader.others[k]).__name__})" for k in skipped[:5])  # type: ignore[attr-defined]
-            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-            raise BadFileError(
-                f"{src} holds values that are not tensors: {listed}{more}; "
-                "tensor files hold only tensors "
-                "(pass --skip-non-tensors to leave them out)"
-            )
-        if not reader.entries:
-            raise BadFileError(f"{src} holds no tensors; nothing to convert")
-        entries = [_target(e, cast_all, cast_float, src) for e in reader.entries]
-        metadata = dict(reader.metadata) if fmt_out is safetensors else {}
-        layout = Layout(
-            entries, reader.paths, reader.single or (len(entries) == 1 and fmt_out is npy), metadata
-        )
-        _check_layout(layout, fmt_out, dst, str(src))
-
-        total = sum(e.nbytes for e in entries) * (2 if verify else 1)
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, total)
-
-        def arrays() -> Iterator[np.ndarray]:
-            for entry in entries:
-                yield _load(reader, entry)
-
-        with atomic_path(dst, force=force) as tmp:
-            try:
-                fmt_out.write(tmp, layout, arrays(), advance)
-            except OSError as exc:
-                raise BadFileError(f"cannot write {dst}: {exc.strerror or exc}") from None
-            if verify:
-                _verify(reader, layout, tmp, fmt_out, dst, advance)
-    return ConvertReport(
-        str(src), str(dst), len(entries), sum(e.nbytes for e in entries), verify, skipped
-    )
-
-
-def _load(reader: Reader, entry: Entry) -> np.ndarray:
-    assert entry.dtype is not None
-    try:
-        return _cast(reader.load(entry.name), entry.dtype)
-    except ConversionError as exc:
-        raise BadFileError(f"{reader.path}[{entry.name!r}]: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise BadFileError(f"{reader.path}[{entry.name!r}] cannot be read: {exc}") from None
-
-
-def _verify(
-    reader: Reader,
-    layout: Layout,
-    tmp: Path,
-    fmt: ModuleType,
-    dst: Path,
-    advance: Callable[[int], None],
-) -> None:
-    single_name = layout.entries[0].name if len(layout.entries) == 1 else None
-    with open_reader(tmp, fmt, name=single_name) as check:
-        written = {e.name: e for e in check.entries}
-        if sorted(written) != sorted(e.name for e in layout.entries):
-            raise BadFileError(
-                f"verify failed: {dst} would hold tensors {sorted(written)}, "
-                f"expected {[e.name for e in layout.entries]}"
-            )
-        for entry in layout.entries:
-            if not same_bits(_load(reader, entry), check.load(entry.name)):
-                raise BadFileError(
-                    f"verify failed: tensor {entry.name!r} in {dst} differs from the source; "
-                    f"{dst} was left untouched"
-                )
-            advance(entry.nbytes)
-
-
-__all__ += ["ProgressCallback", "dtype_tag", "format_of", "same_bits"]

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +31,17 @@ __all__ = [
     "Progress",
     "Reader",
     "UnsafeFileError",
+    "atomic_dir",
     "atomic_path",
+    "cast",
+    "check_safe_names",
+    "chunks",
     "flatten",
+    "reclaim_stale",
+    "temp_prefix",
     "unflatten",
+    "unique_keys",
+    "unsafe_name",
     "write_bytes",
 ]
 
@@ -96,6 +108,8 @@ class Layout:
     paths: dict[str, tuple[Key, ...]] | None = None  # set when the source was a nested tree
     single: bool = False  # the source held one unnamed tensor (a .npy, a bare tensor in a .pt)
     metadata: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # alias name → the entry it shares
+    others: dict[str, Any] = field(default_factory=dict)  # non-tensor values kept (.pt, DCP)
 
 
 class Reader:
@@ -106,6 +120,8 @@ class Reader:
     paths: dict[str, tuple[Key, ...]] | None = None
     single: bool = False
     metadata: dict[str, str]
+    aliases: dict[str, str] = {}  # noqa: RUF012 (never mutated; readers assign their own)
+    others: dict[str, Any] = {}  # noqa: RUF012
 
     def load(self, name: str) -> np.ndarray:
         """One tensor's values as a NumPy array (often a read-only memory map of the file)."""
@@ -217,18 +233,38 @@ def unflatten(flat: Mapping[str, Any], paths: Mapping[str, tuple[Key, ...]] | No
 # writing
 
 
-def write_bytes(f: Any, array: np.ndarray, progress: Progress | None = None) -> None:
-    """Write ``array``'s values as C-order bytes, ``CHUNK_BYTES`` at a time (no full copy)."""
+def cast(array: np.ndarray, dtype: np.dtype[Any] | None) -> np.ndarray:
+    """``array`` in ``dtype`` (native byte order), cast as PyTorch casts (``Tensor.to``), so a
+    file conversion gives the bits ``model.to(dtype)`` gives, NaN payloads included."""
+    if dtype is None or (array.dtype == dtype and array.dtype.isnative):
+        return array
+    from .. import to_numpy, to_torch
+
+    return to_numpy(to_torch(array, dtype=dtype))
+
+
+def chunks(array: np.ndarray, dtype: np.dtype[Any] | None = None) -> Iterator[np.ndarray]:
+    """``array``'s values in C order as flat arrays of about ``CHUNK_BYTES``, cast to ``dtype``.
+
+    Casting chunk by chunk keeps a cast's extra memory at one chunk, not one more tensor.
+    """
     array = np.ascontiguousarray(array)
     flat = array.reshape(-1)
-    if flat.size == 0:
-        return
-    step = max(1, CHUNK_BYTES // array.dtype.itemsize)
+    out = dtype if dtype is not None else array.dtype
+    step = max(1, CHUNK_BYTES // max(out.itemsize, array.dtype.itemsize))
     for start in range(0, flat.size, step):
-        chunk = flat[start : start + step].view(np.uint8)
-        f.write(chunk.data)
+        yield np.ascontiguousarray(cast(flat[start : start + step], dtype))
+
+
+def write_bytes(
+    f: Any, array: np.ndarray, progress: Progress | None = None, dtype: np.dtype[Any] | None = None
+) -> None:
+    """Write ``array``'s values (cast to ``dtype``) as C-order bytes, ``CHUNK_BYTES`` at a time."""
+    for chunk in chunks(array, dtype):
+        raw = chunk.view(np.uint8)
+        f.write(raw.data)
         if progress is not None:
-            progress(chunk.size)
+            progress(raw.size)
 
 
 def _umask() -> int:
@@ -237,15 +273,82 @@ def _umask() -> int:
     return mask
 
 
+# Temporary names carry the writing process's host and pid, so a later run can tell a temporary
+# left by a killed process (SIGKILL runs no cleanup) from one still being written, and remove it.
+TEMP_MARK = ".tbtmp."
+_HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
+_TEMP_RE = re.compile(r"\.tbtmp\.([0-9a-f]{8})\.(\d+)\.[a-z0-9_]+$")
+
+
+def temp_prefix(dst: Path) -> str:
+    """The start of a temporary name beside ``dst`` that ``reclaim_stale`` can recognise."""
+    return f".{dst.name}{TEMP_MARK}{_HOST}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def reclaim_stale(directory: Path) -> list[Path]:
+    """Remove the temporaries that killed tensorbridge runs on this host left in ``directory``.
+
+    A temporary is stale when the process named in it no longer runs; one being written by a live
+    process (or by another host) is left alone. Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        found = _TEMP_RE.search(name)
+        if not name.startswith(".") or found is None or found.group(1) != _HOST:
+            continue
+        pid = int(found.group(2))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        path = directory / name
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _publish(tmp: Path, dst: Path, *, force: bool) -> None:
+    """Rename the finished file ``tmp`` to ``dst`` (replacing it only with ``force``)."""
+    if force:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)  # fails if dst exists: no window in which it could be clobbered
+    except FileExistsError:
+        raise FileUsageError(f"{dst} already exists; pass --force to replace it") from None
+    except OSError:  # file systems without hard links
+        if dst.exists():
+            raise FileUsageError(f"{dst} already exists; pass --force to replace it") from None
+        os.replace(tmp, dst)
+
+
 @contextlib.contextmanager
 def atomic_path(dst: Path, *, force: bool) -> Iterator[Path]:
     """A temporary path beside ``dst`` that becomes ``dst`` only when the block succeeds.
 
     On any exception (including ``KeyboardInterrupt``) the temporary file is removed and ``dst``
     is untouched. Without ``force``, an existing ``dst`` is never replaced, even one that appears
-    while the block runs.
+    while the block runs. A temporary left by a killed run is removed by the next run that writes
+    into the same directory (``reclaim_stale``).
     """
-    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tbtmp", dir=dst.parent)
+    reclaim_stale(dst.parent)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(dst), dir=dst.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -253,26 +356,91 @@ def atomic_path(dst: Path, *, force: bool) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        if force:
-            os.replace(tmp, dst)
-        else:
-            try:
-                os.link(tmp, dst)  # fails if dst exists: no window in which it could be clobbered
-            except FileExistsError:
-                raise FileUsageError(f"{dst} already exists; pass --force to replace it") from None
-            except OSError:  # file systems without hard links
-                if dst.exists():
-                    raise FileUsageError(
-                        f"{dst} already exists; pass --force to replace it"
-                    ) from None
-                os.replace(tmp, dst)
+        _publish(tmp, dst, force=force)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
-def check_names(names: Iterable[str]) -> None:
-    """Refuse names a tensor file cannot key on."""
+@contextlib.contextmanager
+def atomic_dir(dst: Path, *, force: bool) -> Iterator[Path]:
+    """A temporary directory beside ``dst`` that becomes ``dst`` only when the block succeeds.
+
+    The directory appears complete or not at all: on any exception the temporary directory is
+    removed and ``dst`` is untouched. With ``force`` an existing ``dst`` is moved aside, replaced
+    and then removed; without it an existing ``dst`` is an error.
+    """
+    reclaim_stale(dst.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(dst), dir=dst.parent))
+    aside: Path | None = None
+    try:
+        yield tmp
+        for child in tmp.rglob("*"):
+            if child.is_file():
+                with open(child, "rb") as f:
+                    os.fsync(f.fileno())
+        os.chmod(tmp, 0o777 & ~_umask())
+        if dst.exists() or dst.is_symlink():
+            if not force:
+                raise FileUsageError(f"{dst} already exists; pass --force to replace it")
+            aside = Path(tempfile.mkdtemp(prefix=temp_prefix(dst), dir=dst.parent))
+            os.rename(dst, aside / "old")
+        os.rename(tmp, dst)
+    except BaseException:
+        if aside is not None and (aside / "old").exists() and not dst.exists():
+            os.rename(aside / "old", dst)
+        raise
+    finally:
+        for leftover in (tmp, aside):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a key named twice (``json.loads`` keeps the last).
+
+    >>> unique_keys([("a", 1), ("b", 2)])
+    {'a': 1, 'b': 2}
+    """
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadFileError(f"it names {key!r} twice")
+        out[key] = value
+    return out
+
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why ``name`` is unsafe as an archive member or a file name, or ``None`` when it is safe.
+
+    >>> unsafe_name("encoder.layer.0.weight") is None
+    True
+    >>> unsafe_name("../evil")
+    "it climbs out of its directory ('..')"
+    """
+    if not name:
+        return "it is empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "it holds a control character (NUL, newline, ...)"
+    if name.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(name):
+        return "it is an absolute path"
+    parts = re.split(r"[/\\]", name)
+    if ".." in parts:
+        return "it climbs out of its directory ('..')"
+    if "" in parts or "." in parts:
+        return "it has an empty or '.' path component"
+    return None
+
+
+def check_safe_names(names: Iterable[str], where: str) -> None:
+    """Refuse the first name unsafe as a member or file name in ``where``, naming it."""
     for name in names:
-        if not isinstance(name, str):
-            raise BadFileError(f"tensor name {name!r} is not a string")
+        why = unsafe_name(name)
+        if why is not None:
+            raise BadFileError(
+                f"tensor name {name!r} is unsafe as a member or file name in {where} ({why}); "
+                "rename it, or write a .safetensors or .pt file"
+            )

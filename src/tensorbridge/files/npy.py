@@ -150,10 +150,10 @@ def map_array(
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
-def header_bytes(array: np.ndarray) -> bytes:
-    """The ``.npy`` header for ``array`` written in C order (version 1.0 when it fits)."""
+def header_bytes(array: np.ndarray, dtype: np.dtype[Any] | None = None) -> bytes:
+    """The ``.npy`` header for ``array`` (cast to ``dtype``) in C order (version 1.0 if it fits)."""
     info = {
-        "descr": npformat.dtype_to_descr(array.dtype),
+        "descr": npformat.dtype_to_descr(dtype if dtype is not None else array.dtype),
         "fortran_order": False,
         "shape": array.shape,
     }
@@ -166,14 +166,19 @@ def header_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_array(f: IO[bytes], array: np.ndarray, progress: Progress | None = None) -> None:
-    """Write ``array`` to an open binary file as a complete ``.npy``."""
-    f.write(header_bytes(array))
-    write_bytes(f, array, progress)
+def write_array(
+    f: IO[bytes],
+    array: np.ndarray,
+    progress: Progress | None = None,
+    dtype: np.dtype[Any] | None = None,
+) -> None:
+    """Write ``array`` (cast to ``dtype``) to an open binary file as a complete ``.npy``."""
+    f.write(header_bytes(array, dtype))
+    write_bytes(f, array, progress, dtype)
 
 
 def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = None) -> None:
-    """Write the one array of ``layout`` to ``path``."""
+    """Write the one array of ``layout`` to ``path``, cast to its entry's dtype."""
     with open(path, "wb") as f:
-        for array in arrays:
-            write_array(f, array, progress)
+        for entry, array in zip(layout.entries, arrays, strict=True):
+            write_array(f, array, progress, entry.dtype)

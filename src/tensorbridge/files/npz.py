@@ -3,8 +3,9 @@
 Reads: archives written by ``np.savez`` and ``np.savez_compressed`` (stored or deflated members),
 every member's header checked before any data is read; one member is decompressed at a time.
 Writes: an uncompressed zip (ZIP64, so members may exceed 4 GiB), members in the source's order.
-Refuses: members that are not ``.npy`` arrays, object arrays (a pickle; never loaded), headers over
-``npy.MAX_HEADER_BYTES``, members shorter than their header says, bad zip checksums.
+Refuses to write names unsafe as archive members (``../evil``, absolute paths, NUL).
+Refuses to read: members that are not ``.npy`` arrays, object arrays (a pickle; never loaded),
+headers over ``npy.MAX_HEADER_BYTES``, members shorter than their header says, bad zip checksums.
 Cannot hold: bfloat16, float8, complex32 (as ``.npy``).
 """
 
@@ -26,6 +27,7 @@ __all__ = ["DTYPES", "NpzReader", "write"]
 
 NAME = ".npz"
 MAX_TENSORS = None
+MEMBER_NAMES = True  # tensor names become archive members: unsafe ones are refused
 
 # What zipfile raises on a damaged archive (IndexError and friends from a mangled directory
 # entry, e.g. an empty member name); each becomes one clean "not a readable archive" line.
@@ -104,4 +106,4 @@ def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = N
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for entry, array in zip(layout.entries, arrays, strict=True):
             with zf.open(entry.name + ".npy", "w", force_zip64=True) as f:
-                write_array(f, array, progress)
+                write_array(f, array, progress, entry.dtype)

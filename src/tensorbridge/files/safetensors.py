@@ -10,6 +10,8 @@ dtype is checked before any data is touched; each tensor is a memory map of its 
 Writes: the same layout the ``safetensors`` library reads, streamed one tensor at a time, with
 ``{"format": "pt"}`` in the metadata (what ``transformers`` expects). A nested tree's key paths are
 kept in the metadata under ``tensorbridge.paths`` so writing a ``.pt`` again rebuilds the nesting.
+Tied weights (names that share one tensor) are stored once; the other names are recorded under
+``tensorbridge.aliases`` (``{"alias": "stored name"}``) and come back sharing that tensor.
 Values are written as their logical values: conjugate and negative views are resolved first
 (``safetensors.torch.save_file`` writes the raw storage and silently loses both bits).
 Refuses: headers over ``MAX_HEADER_BYTES`` (the ``safetensors`` library's own limit), duplicate
@@ -22,13 +24,14 @@ from __future__ import annotations
 import json
 import math
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._dtypes import numpy_dtype
-from ._common import BadFileError, Entry, Layout, Progress, Reader, write_bytes
+from ._common import BadFileError, Entry, Layout, Progress, Reader, unique_keys, write_bytes
 
 __all__ = ["DTYPES", "MAX_HEADER_BYTES", "SafetensorsReader", "write"]
 
@@ -38,6 +41,7 @@ MAX_HEADER_BYTES = 100_000_000
 """Longest JSON header read (the ``safetensors`` library's limit); raise it here to read longer."""
 
 PATHS_KEY = "tensorbridge.paths"
+ALIASES_KEY = "tensorbridge.aliases"
 
 _ALL_TAGS = {
     "BOOL": "bool",
@@ -76,15 +80,6 @@ DTYPES = frozenset(TO_TAG)
 """The dtype tags a ``.safetensors`` file holds (those this PyTorch/ml_dtypes install knows)."""
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise BadFileError(f"the header names {key!r} twice")
-        out[key] = value
-    return out
-
-
 class SafetensorsReader(Reader):
     """Reads a ``.safetensors`` file."""
 
@@ -110,7 +105,7 @@ class SafetensorsReader(Reader):
             f.seek(8)
             raw = f.read(n)
         try:
-            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+            header = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
         except BadFileError as exc:
             raise BadFileError(f"{path} has a corrupt header: {exc}") from None
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -125,6 +120,7 @@ class SafetensorsReader(Reader):
         self.offset = 8 + n
         self.entries = self._entries(header, size - self.offset)
         self.paths = self._paths(meta.pop(PATHS_KEY, None))
+        self.aliases = read_aliases(meta.pop(ALIASES_KEY, None), self.entries, str(path))
         self.metadata = meta
 
     def _entries(self, header: dict[str, Any], data_size: int) -> list[Entry]:
@@ -214,12 +210,41 @@ class SafetensorsReader(Reader):
         return raw.view(entry.dtype.newbyteorder("<")).reshape(entry.shape)
 
 
+def read_aliases(raw: Any, entries: list[Entry], what: str) -> dict[str, str]:
+    """Check and return recorded aliases (JSON text or a mapping): alias → a stored name."""
+    if raw is None:
+        return {}
+    try:
+        aliases = json.loads(raw) if isinstance(raw, str) else raw
+    except (ValueError, RecursionError):
+        aliases = None
+    if not isinstance(aliases, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+    ):
+        raise BadFileError(f"{what} has corrupt {ALIASES_KEY!r} metadata")
+    stored = {e.name for e in entries}
+    for alias, target in aliases.items():
+        if target not in stored:
+            raise BadFileError(
+                f"{what} records {alias!r} as an alias of {target!r}, which it does not hold"
+            )
+        if alias in stored:
+            raise BadFileError(f"{what} holds {alias!r} and also records it as an alias")
+    return dict(aliases)
+
+
+def _little(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    return dtype if sys.byteorder == "little" else dtype.newbyteorder("<")
+
+
 def header_bytes(layout: Layout) -> bytes:
     """The length prefix and JSON header for ``layout``, padded to a multiple of 8 bytes."""
     header: dict[str, Any] = {}
     meta = {"format": "pt", **layout.metadata}
     if layout.paths is not None:
         meta[PATHS_KEY] = json.dumps({name: list(path) for name, path in layout.paths.items()})
+    if layout.aliases:
+        meta[ALIASES_KEY] = json.dumps(layout.aliases)
     header["__metadata__"] = meta
     offset = 0
     for entry in layout.entries:
@@ -235,13 +260,14 @@ def header_bytes(layout: Layout) -> bytes:
 
 
 def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = None) -> None:
-    """Write ``layout``'s arrays (already in their final dtype) to ``path``."""
+    """Write ``layout``'s arrays, each cast to its entry's dtype, to ``path``."""
     with open(path, "wb") as f:
         f.write(header_bytes(layout))
         for entry, array in zip(layout.entries, arrays, strict=True):
-            if array.nbytes != entry.nbytes:
+            assert entry.dtype is not None
+            if array.size * entry.dtype.itemsize != entry.nbytes:
                 raise BadFileError(
-                    f"tensor {entry.name!r} has {array.nbytes} bytes, "
+                    f"tensor {entry.name!r} has {array.size * entry.dtype.itemsize} bytes, "
                     f"the header promised {entry.nbytes}"
                 )
-            write_bytes(f, array.astype(array.dtype.newbyteorder("<"), copy=False), progress)
+            write_bytes(f, array, progress, _little(entry.dtype))

@@ -1,0 +1,187 @@
+"""Faults and hostile names: killed conversions, unsafe tensor names, wrong dtypes, text files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from tensorbridge.cli import main
+
+# A real conversion in a child process that stops for good after its first chunk of data, so the
+# test can kill it while its temporary file or directory exists.
+_STALLED_CONVERT = """
+import sys, time
+import tensorbridge.files._common as common
+real = common.write_bytes
+def stalled(*args, **kwargs):
+    real(*args, **kwargs)
+    print("writing", flush=True)
+    time.sleep(600)
+for module in ("npy", "safetensors"):
+    setattr(sys.modules["tensorbridge.files." + module], "write_bytes", stalled)
+from tensorbridge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def _kill_mid_write(argv: list[str]) -> None:
+    """Run a conversion in a child process and SIGKILL it while it writes."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _STALLED_CONVERT, *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as child:  # fmt: skip
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        child.send_signal(signal.SIGKILL)
+        _, err = child.communicate(timeout=60)
+    assert line.strip() == "writing", err
+    assert child.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("dst_name", ["out.safetensors", "shards"])
+def test_sigkilled_conversion_leaves_nothing_the_next_run_keeps(
+    tmp_path: Path, dst_name: str
+) -> None:
+    """A conversion killed with SIGKILL leaves a hidden temporary; the next run removes it."""
+    src = tmp_path / "m.pt"
+    torch.save({"a": torch.ones(1000), "b": torch.zeros(1000)}, src)
+    dst = tmp_path / dst_name
+    _kill_mid_write(["convert", str(src), str(dst)])
+    left = _hidden(tmp_path)
+    assert len(left) == 1 and ".tbtmp." in left[0]  # SIGKILL runs no cleanup
+    assert not dst.exists()
+    assert main(["convert", str(src), str(dst), "-q"]) == 0
+    assert _hidden(tmp_path) == []
+    assert dst.exists()
+
+
+def test_a_live_conversions_temporary_is_left_alone(tmp_path: Path) -> None:
+    """The next run removes only temporaries whose process is gone, never a running one's."""
+    src = tmp_path / "m.pt"
+    torch.save({"a": torch.ones(10)}, src)
+    with subprocess.Popen(
+        [sys.executable, "-c", _STALLED_CONVERT, "convert", str(src), str(tmp_path / "x.npy")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as child:  # fmt: skip
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "writing"
+            running = _hidden(tmp_path)
+            assert len(running) == 1
+            assert main(["convert", str(src), str(tmp_path / "y.safetensors"), "-q"]) == 0
+            assert _hidden(tmp_path) == running
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.communicate(timeout=60)
+
+
+UNSAFE = ["../evil", "/etc/evil", "a/../../evil", "nul\x00byte", "..\\evil", "C:evil", "a//b"]
+
+
+@pytest.mark.parametrize("name", UNSAFE, ids=repr)
+@pytest.mark.parametrize("dst_name", ["out.npz", "shards"])
+def test_unsafe_tensor_names_are_refused_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, dst_name: str
+) -> None:
+    """A tensor name unsafe as an archive member or file name is refused, named, nothing written."""
+    src = tmp_path / "m.pt"
+    torch.save({"ok": torch.ones(2), name: torch.zeros(2)}, src)
+    assert main(["convert", str(src), str(tmp_path / dst_name)]) == 1
+    err = capsys.readouterr().err
+    assert repr(name) in err and "unsafe" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_unsafe_name_fix_writes_a_safetensors_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The suggested fix works: a .safetensors file keeps `../evil` as a plain key."""
+    src = tmp_path / "m.pt"
+    torch.save({"../evil": torch.arange(3.0)}, src)
+    assert main(["convert", str(src), str(tmp_path / "out.npz")]) == 1
+    assert ".safetensors" in capsys.readouterr().err
+    dst = tmp_path / "out.safetensors"
+    assert main(["convert", str(src), str(dst), "-q"]) == 0
+    with safe_open(str(dst), "pt") as f:
+        assert torch.equal(f.get_tensor("../evil"), torch.arange(3.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "out.safetensors"]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int64", "bool", "complex64", "uint8"])
+def test_float_dtype_must_be_floating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dtype: str
+) -> None:
+    """--float-dtype int8 is a usage error naming --dtype; applying that fix casts everything."""
+    src, dst = tmp_path / "m.pt", tmp_path / "out.safetensors"
+    torch.save({"w": torch.tensor([1.5, -2.5]), "n": torch.tensor([3, 4])}, src)
+    assert main(["convert", str(src), str(dst), "--float-dtype", dtype]) == 2
+    err = capsys.readouterr().err
+    assert f"--dtype {dtype}" in err and err.count("\n") == 1
+    assert not dst.exists()
+    if dtype == "int8":
+        assert main(["convert", str(src), str(dst), "--dtype", dtype, "-q"]) == 0
+        with safe_open(str(dst), "pt") as f:
+            assert torch.equal(f.get_tensor("w"), torch.tensor([1.5, -2.5]).to(torch.int8))
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"hello world\nthis is a text file\n", "a text file (it starts with 'hello world')"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "git lfs pull"),
+        (b"<!DOCTYPE html><html><body>Not found</body></html>", "HTML page"),
+        (b'{"weight_map": {}}', "JSON text file"),
+    ],
+    ids=["text", "lfs", "html", "json"],
+)
+def test_text_file_named_pt_says_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, words: str
+) -> None:
+    """inspect of a text file named .pt says what the file looks like, in one line."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    assert main(["inspect", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert words in err and "not a .pt file" in err and err.count("\n") == 1
+    assert "101" not in err
+
+
+def test_inspect_text_file_as_a_subprocess(tmp_path: Path) -> None:
+    """`python -m tensorbridge inspect notes.pt` on text exits 1 with one line, no traceback."""
+    path = tmp_path / "notes.pt"
+    path.write_text("epoch 3 loss 0.1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tensorbridge", "inspect", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "text file" in proc.stderr
+
+
+def test_npz_member_names_are_checked_on_the_library_writer_too(tmp_path: Path) -> None:
+    """tensorbridge.files.write refuses an unsafe .npz member name as convert does."""
+    from tensorbridge import files
+
+    with pytest.raises(files.BadFileError, match="unsafe"):
+        files.write(tmp_path / "a.npz", {"../x": np.ones(2)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_temporaries_carry_the_pid_of_their_writer(tmp_path: Path) -> None:
+    """A temporary's name holds its writer's pid, which is how the next run judges it stale."""
+    from tensorbridge.files import _common
+
+    with _common.atomic_path(tmp_path / "x.npy", force=False) as tmp:
+        assert f".{os.getpid()}." in tmp.name and tmp.name.startswith(".x.npy.tbtmp.")
+        tmp.write_bytes(b"")
