@@ -108,9 +108,9 @@ def record_steps(monkeypatch) -> list[str]:
     ran: list[str] = []
     real = _common.run_steps
 
-    def recording(steps, value):
+    def recording(steps, value, what=""):
         ran.extend(s.text for s in steps)
-        return real(steps, value)
+        return real(steps, value, what)
 
     monkeypatch.setattr(_common, "run_steps", recording)
     return ran

@@ -313,8 +313,14 @@ def test_python_numbers_of_mixed_kinds_are_promoted():
 
 def test_complex_to_real_is_lossy():
     """Casting complex samples to a real dtype raises ``LossyConversionError``."""
+    samples = [{"z": np.ones(2, np.complex64)}] * 2
     with pytest.raises(tb.LossyConversionError, match=r"samples\[0\]\[\"z\"\].*\.real"):
-        tb.collate([{"z": np.ones(2, np.complex64)}] * 2, dtype=torch.float32)
+        tb.collate(samples, dtype=torch.float32)
+    assert tb.collate(samples, dtype=torch.complex128)["z"].dtype == torch.complex128
+    same(
+        tb.collate([{"z": s["z"].real} for s in samples], dtype=torch.float32)["z"],
+        torch.ones(2, 2),
+    )
 
 
 def test_float_dtype_must_be_floating():
@@ -351,6 +357,8 @@ def test_none_beside_an_array_names_the_sample():
     samples = [{"mask": np.ones(2)}, {"mask": None}]
     with pytest.raises(tb.ConversionError, match=r"samples\[1\]\[\"mask\"\].*None"):
         tb.collate(samples)
+    samples[1]["mask"] = np.zeros(2)  # the fix: the same kind of value in every sample
+    same(tb.collate(samples)["mask"], torch.tensor([[1.0, 1.0], [0.0, 0.0]], dtype=torch.float64))
 
 
 # --- ragged samples -----------------------------------------------------------------------
@@ -397,8 +405,11 @@ def test_ragged_ranks_point_to_list():
 
 def test_pad_value_that_does_not_fit_is_named():
     """A ``pad_value`` the batch's dtype cannot hold is a ``ConversionError`` naming it."""
+    samples = [np.ones(2, np.uint8), np.ones(1, np.uint8)]
     with pytest.raises(tb.ConversionError, match="pad_value=-1"):
-        tb.collate([np.ones(2, np.uint8), np.ones(1, np.uint8)], ragged="pad", pad_value=-1)
+        tb.collate(samples, ragged="pad", pad_value=-1)
+    same(tb.collate(samples, ragged="pad", pad_value=255),
+         torch.tensor([[1, 1], [1, 255]], dtype=torch.uint8))  # fmt: skip
 
 
 def test_bad_ragged_is_a_value_error():
@@ -417,14 +428,18 @@ def test_keys_that_differ_name_the_sample():
         tb.collate(samples)
     assert 'samples[2]["a"]' in str(info.value)
     assert "'y'" in str(info.value) and "'z'" in str(info.value)
+    samples[2] = {"a": {"x": 1, "y": 2}}  # the fix: the same keys in every sample
+    same(tb.collate(samples)["a"]["y"], torch.tensor([2, 2, 2]))
 
 
 def test_fields_and_lengths_that_differ_name_the_sample():
     """A different namedtuple type, or a list of another length, names the sample."""
     with pytest.raises(tb.ConversionError, match=r"samples\[1\]"):
         tb.collate([Point(1, 2), (1, 2)])
-    with pytest.raises(tb.ConversionError, match=r"samples\[1\]\[0\].*length 1.*3"):
+    with pytest.raises(tb.ConversionError, match=r"samples\[1\]\[0\].*length 1.*np.asarray"):
         tb.collate([([1, 2, 3],), ([1],)])
+    fixed = [(np.asarray([1, 2, 3]),), (np.asarray([1]),)]  # the fix: arrays, then ragged=
+    same(tb.collate(fixed, ragged="pad"), [torch.tensor([[1, 2, 3], [1, 0, 0]])])
 
 
 @pytest.mark.parametrize(
@@ -531,6 +546,12 @@ def test_empty_and_non_list_samples():
     """No samples, or a dict of columns instead of samples, is an error naming the fix."""
     with pytest.raises(tb.ConversionError, match="empty"):
         tb.collate([])
+    samples = iter([np.ones(2), np.ones(2)])
+    with pytest.raises(tb.UnsupportedInputError, match=r"list\(samples\)"):
+        tb.collate(samples)  # type: ignore[arg-type]
+    same(tb.collate(list(samples)), torch.ones(2, 2, dtype=torch.float64))
+    with pytest.raises(tb.UnsupportedInputError, match="quantize_per_tensor"):
+        tb.collate([1.0], dtype=torch.qint8)
     columns = {"x": np.ones((4, 2)), "y": np.arange(4)}
     with pytest.raises(tb.UnsupportedInputError, match="to_torch"):
         tb.collate(columns)  # type: ignore[arg-type]
@@ -787,8 +808,10 @@ def test_casts_across_kinds():
 
 def test_nan_into_an_integer_dtype_names_the_sample():
     """A Python NaN asked into an integer dtype raises naming its sample, not a raw error."""
-    with pytest.raises(tb.ConversionError, match=r"samples\[1\]\[\"v\"\]"):
-        tb.collate([{"v": 1.0}, {"v": float("nan")}], dtype=torch.int64)
+    samples = [{"v": 1.0}, {"v": float("nan")}]
+    with pytest.raises(tb.ConversionError, match=r"samples\[1\]\[\"v\"\].*dtype=torch.float64"):
+        tb.collate(samples, dtype=torch.int64)
+    assert tb.collate(samples, dtype=torch.float64)["v"].isnan()[1]
 
 
 def test_sequences_of_numbers_and_tensor_batches():
@@ -878,3 +901,20 @@ tb.explain([ro, ro], to="collate", float_dtype=torch.float16)
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env=env
     )
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_nested_and_quantized_tensors_name_their_fix():
+    """Nested and quantized tensor samples raise naming the fix (``unbind``, ``dequantize``),
+    and the fix works."""
+    with quiet():
+        nested = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    with pytest.raises(tb.ConversionError, match=r"samples\[0\].*unbind"):
+        tb.collate([nested, nested])
+    parts = [list(nested.unbind()), list(nested.unbind())]
+    same(tb.collate(parts, ragged="pad"), [torch.ones(2, 2), torch.ones(2, 3)])
+    with quiet():
+        q = torch.quantize_per_tensor(torch.ones(2), 0.5, 0, torch.qint8)
+        plain = q.dequantize()
+    with pytest.raises(tb.ConversionError, match=r"samples\[0\].*dequantize"):
+        tb.collate([q, q])
+    same(tb.collate([plain, plain]), torch.ones(2, 2))

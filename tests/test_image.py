@@ -439,10 +439,10 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_tensorbridge_does_not_import_pil():
-    """``import tensorbridge`` (and its conversions) never loads PIL."""
+    """``import tensorbridge`` (its conversions, files and command line too) never loads PIL."""
     proc = _python(
-        "import sys, numpy as np, tensorbridge as tb; tb.to_torch(np.ones(2)); "
-        "print('PIL' in sys.modules)"
+        "import sys, numpy as np, tensorbridge as tb, tensorbridge.files, tensorbridge.cli; "
+        "tb.to_torch(np.ones(2)); print('PIL' in sys.modules)"
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
@@ -505,3 +505,89 @@ def test_array_dtypes_are_pixels_or_refused():
     with pytest.raises(tb.UnsupportedInputError, match="astype"):
         ti.to_torch(np.zeros((2, 2), np.complex64))
     assert ti.to_torch(np.zeros((2, 2))).dtype == torch.float64
+
+
+def test_public_surface():
+    """tensorbridge.image exports exactly to_torch, to_numpy, to_pil and explain."""
+    assert sorted(ti.__all__) == ["explain", "to_numpy", "to_pil", "to_torch"]
+
+
+@pytest.mark.parametrize("factor", [1.5, 3])
+def test_decompression_bomb_limit_is_an_error_with_its_fix(tmp_path, monkeypatch, factor):
+    """Over Pillow's pixel limit (its warning or its error) raises a ConversionError naming
+    MAX_IMAGE_PIXELS; raising the limit, as suggested, converts the file."""
+    path = tmp_path / "big.png"
+    random_image("L", (20, 10)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", int(200 / factor))
+    with pytest.raises(tb.ConversionError, match="MAX_IMAGE_PIXELS"):
+        ti.to_torch(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    assert ti.to_torch(path).shape == (1, 10, 20)
+
+
+def test_odd_transparency_names_palette_indices():
+    """A P image whose transparency is neither an index nor bytes raises naming
+    palette='indices', which then converts."""
+    img = random_image("P")
+    img.info["transparency"] = (1, 2, 3)
+    with pytest.raises(tb.ConversionError, match="palette='indices'"):
+        ti.to_torch(img)
+    assert ti.to_torch(img, palette="indices").shape == (1, 3, 5)
+
+
+def test_mode_conversion_leaves_a_lazily_opened_palette_untouched(tmp_path):
+    """mode='RGBA' on an opened (not yet decoded) transparent P file leaves its palette as is."""
+    img = random_image("P")
+    img.info["transparency"] = 5
+    img.save(tmp_path / "p.png")
+    with Image.open(tmp_path / "p.png") as opened:
+        got = ti.to_numpy(opened, mode="RGBA")
+        assert opened.im.getpalette("RGBA", "RGBA")[4 * 5 + 3] == 255
+        assert np.array_equal(got, pillow_pixels(opened.copy().convert("RGBA")))
+
+
+def test_a_failure_inside_a_step_is_a_conversion_error(monkeypatch):
+    """An exception raised inside a step becomes a ConversionError naming the input and step."""
+    from tensorbridge.image import _reading
+
+    def broken(work, arg):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_reading, "_transpose", broken)
+    img = with_orientation(random_image("RGB"), 3)
+    with pytest.raises(tb.ConversionError, match=r"EXIF orientation 3.*boom") as info:
+        ti.to_torch(img)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_every_remaining_suggested_fix_works(tmp_path, monkeypatch):
+    """Each fix an error message suggests, applied as written, converts."""
+    rgba_pre = Image.new("RGBa", (2, 2))  # a mode with no exact array form here
+    with pytest.raises(tb.ConversionError, match="mode='RGB'"):
+        ti.to_torch(rgba_pre)
+    assert ti.to_torch(rgba_pre, mode="RGB").shape == (3, 2, 2)
+
+    img = random_image("L")
+    with pytest.raises(tb.ConversionError, match=r"torch\.float32"):
+        ti.to_torch(img, scale=True, dtype=torch.int32)
+    assert ti.to_torch(img, scale=True, dtype=torch.float32).dtype == torch.float32
+
+    with pytest.raises(tb.ConversionError, match=r"to_torch\(\.\.\., dtype=torch\.bfloat16\)"):
+        ti.to_numpy(img, dtype=torch.bfloat16)
+    assert ti.to_torch(img, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+    path = tmp_path / "c.png"
+    img.save(path)
+    opened = Image.open(path)
+    opened.close()
+    with pytest.raises(tb.ConversionError, match="pass its path"):
+        ti.to_torch(opened)
+    assert ti.to_torch(path).shape == (1, 3, 5)
+
+    def broken_exif(self):
+        raise SyntaxError("bad EXIF")
+
+    monkeypatch.setattr(Image.Image, "getexif", broken_exif)
+    with pytest.raises(tb.ConversionError, match="exif=False"):
+        ti.to_torch(img)
+    assert ti.to_torch(img, exif=False).shape == (1, 3, 5)

@@ -43,6 +43,7 @@ def test_sixteen_bit_round_trip_is_exact(tmp_path, ext, tensor_ext):
         (".tiff", ["L", "RGB", "RGBA", "I", "F"]),
         (".bmp", ["L", "RGB"]),
         (".webp", ["RGB", "RGBA"]),
+        (".gif", ["L"]),
     ],
 )
 def test_lossless_formats_round_trip_through_npy(tmp_path, ext, modes):
@@ -54,7 +55,8 @@ def test_lossless_formats_round_trip_through_npy(tmp_path, ext, modes):
             tmp_path / f"{mode}.npy",
             tmp_path / f"o{mode}{ext}",
         )
-        img.save(src, **({"lossless": True, "exact": True} if ext == ".webp" else {}))
+        options = {".webp": {"lossless": True, "exact": True}, ".gif": {"optimize": False}}
+        img.save(src, **options.get(ext, {}))
         assert main(["convert", str(src), str(mid), "-q"]) == 0
         stored = np.load(mid)
         want = pillow_pixels(img)
@@ -193,3 +195,24 @@ def test_bench_image_group_runs(monkeypatch):
     results = run_cases(picked, cfg)
     assert len(results) == 1 and results[0].status in ("PASS", "MISS")
     assert all(r.comparison is not None and r.comparison.ratio > 0 for r in results)
+
+
+def test_inspect_sixteen_bit_rgb_png_says_what_pillow_does(tmp_path, capsys):
+    """A 16-bit RGB PNG is inspected: 16 bits in the file, Pillow reads 8, to_torch needs mode=."""
+    from imagehelpers import png_rgb16
+
+    (tmp_path / "d.png").write_bytes(png_rgb16(np.zeros((2, 3, 3), np.uint16)))
+    assert main(["inspect", str(tmp_path / "d.png"), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert meta["bit_depth"] == "16 per channel (Pillow reads 8)"
+    assert "mode='RGB'" in meta["to_torch"] and "(3, 2, 3)" in meta["to_torch"]
+
+
+def test_cmyk_source_refused_naming_the_python_call(tmp_path, capsys):
+    """A CMYK file converts only with mode=, which the message points to in Python; that works."""
+    from tensorbridge import image
+
+    random_image("CMYK").save(tmp_path / "c.tif")
+    assert main(["convert", str(tmp_path / "c.tif"), str(tmp_path / "c.npy")]) == 1
+    assert "tensorbridge.image.to_torch(path, mode=" in capsys.readouterr().err
+    assert image.to_torch(tmp_path / "c.tif", mode="RGB").shape == (3, 3, 5)

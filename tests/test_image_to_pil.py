@@ -254,3 +254,45 @@ def test_batch_layouts_accept_the_n_prefix():
     assert [i.size for i in ti.to_pil(x, layout="NHWC")] == [(5, 4), (5, 4)]
     with pytest.raises(tb.ConversionError, match="layout='HWC'"):
         ti.to_pil(x[0], layout="NHWC")
+
+
+def test_every_remaining_suggested_fix_works():
+    """Each fix a to_pil error suggests, applied as written, makes an image."""
+    c = torch.zeros(1, 2, 2, dtype=torch.complex64)
+    with pytest.raises(tb.UnsupportedInputError, match=r"x\.real"):
+        ti.to_pil(c)
+    assert ti.to_pil(c.real, value_range=(0, 1)).mode == "L"
+    s = torch.zeros(2, 2).to_sparse()
+    with pytest.raises(tb.UnsupportedInputError, match="to_dense"):
+        ti.to_pil(s)
+    assert ti.to_pil(s.to_dense()).mode == "F"
+    x = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(tb.ConversionError, match="layout='HWC'"):
+        ti.to_pil(x, layout="NHWC")
+    assert ti.to_pil(x, layout="HWC").size == (5, 4)
+    f = np.zeros((2, 2), np.float32)
+    with pytest.raises(tb.ConversionError, match="value_range="):
+        ti.to_pil(f, mode="L")
+    assert ti.to_pil(f, mode="L", value_range=(0, 1)).mode == "L"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.lists(
+        st.floats(-2, 3, allow_nan=False, width=32) | st.sampled_from([k + 0.5 for k in range(4)]),
+        min_size=1,
+        max_size=24,
+    ),
+    lo=st.sampled_from([0.0, -1.0, 0.25]),
+    span=st.sampled_from([1.0, 2.0, 255.0, 0.1]),
+    channels=st.sampled_from([1, 3]),
+)
+def test_value_range_clip_matches_the_float64_formula(data, lo, span, channels):
+    """With overflow='clip', every pixel is rint((clip(v) - lo) / (hi - lo) * 255) in float64."""
+    hi = lo + span
+    v = np.array(data, np.float32)
+    v = np.resize(v, 2 * 4 * channels).reshape(channels, 2, 4)
+    img = ti.to_pil(torch.from_numpy(v), value_range=(lo, hi), overflow="clip")
+    ref = np.clip(v.astype(np.float64), lo, hi)
+    want = np.rint((ref - lo) / (hi - lo) * 255).transpose(1, 2, 0)
+    assert np.array_equal(pillow_pixels(img), want)

@@ -80,10 +80,12 @@ class Field:
 
 
 def at(i: int, suffix: str) -> str:
+    """The path of sample ``i``'s value at ``suffix``: ``samples[3]["image"]``."""
     return f"samples[{i}]{suffix}"
 
 
 def differs(column: Sequence[Any], i: int, suffix: str, what: str, fix: str) -> ConversionError:
+    """Sample ``i`` differs from sample 0 in structure: ``what``, and the ``fix``."""
     return ConversionError(
         f"{what}; every sample must have the same structure (samples[0]{suffix} is "
         f"{describe(column[0])}); {fix}",
@@ -92,6 +94,7 @@ def differs(column: Sequence[Any], i: int, suffix: str, what: str, fix: str) -> 
 
 
 def kind_error(column: Sequence[Any], i: int, suffix: str) -> ConversionError:
+    """Sample ``i`` holds another kind of value than sample 0 (an array beside a dict, None)."""
     x = column[i]
     none = x is None or column[0] is None
     fix = (
@@ -108,7 +111,7 @@ def kind_error(column: Sequence[Any], i: int, suffix: str) -> ConversionError:
 
 def _tensor_problem(t: torch.Tensor) -> str:
     if t.is_nested:
-        return 'a nested tensor cannot be stacked; unbind it in the dataset, or pass ragged="list"'
+        return "a nested tensor cannot be stacked; return its components (t.unbind()) instead"
     if t.layout is not torch.strided:
         return f"a {t.layout} tensor cannot be stacked; call .to_dense() on it in the dataset"
     if t.is_quantized:
@@ -179,6 +182,7 @@ class Survey(NamedTuple):
     device: torch.device
     adapted: list[int]  # the samples read through to_numpy or to_torch first
     grad: bool
+    kind: str  # "tensors", "arrays" (plain ndarrays), "values" (numbers, NumPy scalars), "mixed"
 
 
 _STRIDED = torch.strided
@@ -195,7 +199,7 @@ def _survey(column: Sequence[Any], suffix: str, o: Options) -> Survey:
         if row is not None and all(
             type(x) is cls and x.shape == shape and (x.dtype is dt or x.dtype == dt) for x in column
         ):
-            return Survey(column, (row.torch,), [shape] * n, _CPU, [], False)
+            return Survey(column, (row.torch,), [shape] * n, _CPU, [], False, "arrays")
     elif cls is torch.Tensor:
         dt, device = first.dtype, first.device
         if (
@@ -213,9 +217,9 @@ def _survey(column: Sequence[Any], suffix: str, o: Options) -> Survey:
         ):
             shapes = [tuple(x.shape) for x in column]
             if device.type != "meta":
-                return Survey(column, (dt,), shapes, device, [], False)
+                return Survey(column, (dt,), shapes, device, [], False, "tensors")
     elif cls in _PY_DTYPES and all(type(x) is cls for x in column):
-        return Survey(column, (_PY_DTYPES[cls],), [()] * n, _CPU, [], False)
+        return Survey(column, (_PY_DTYPES[cls],), [()] * n, _CPU, [], False, "values")
     return _survey_each(column, suffix, o)
 
 
@@ -242,9 +246,18 @@ def _survey_each(column: Sequence[Any], suffix: str, o: Options) -> Survey:
                 raise _dtype_error(column, i, suffix, dtypes[0], dt)
         sources = tuple(dict.fromkeys(dtypes))
     grad = any(isinstance(v, torch.Tensor) and v.requires_grad for v in values)
-    return Survey(
-        values, sources, [_shape(v) for v in values], _device(values, column, suffix), adapted, grad
-    )
+    kinds = {_value_kind(v) for v in values}
+    kind = kinds.pop() if len(kinds) == 1 else "mixed"
+    shapes = [_shape(v) for v in values]
+    return Survey(values, sources, shapes, _device(values, column, suffix), adapted, grad, kind)
+
+
+def _value_kind(v: Any) -> str:
+    if isinstance(v, torch.Tensor):
+        return "tensors"
+    if type(v) is np.ndarray or type(v) is np.memmap:
+        return "arrays"
+    return "mixed" if isinstance(v, np.ndarray) else "values"
 
 
 class FillArg(NamedTuple):
@@ -259,7 +272,7 @@ class FillArg(NamedTuple):
 def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool) -> Field:
     """A field of tensors, arrays, NumPy scalars or numbers: stacked, padded or listed."""
     n = len(column)
-    values, sources, shapes, device, adapted, grad = _survey(column, suffix, o)
+    values, sources, shapes, device, adapted, grad, kind = _survey(column, suffix, o)
     target = _target(sources[0], o)
     cast = any(s != target for s in sources)
     if any(s.is_complex for s in sources) and not target.is_complex:
@@ -271,7 +284,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
         )
     path = f"batch{suffix}"
     shape = shapes[0]
-    ragged = any(s != shape for s in shapes)
+    ragged = shapes.count(shape) != n
     if ragged:
         i = next(i for i, s in enumerate(shapes) if s != shape)
         if o.ragged == "list":
@@ -296,7 +309,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
         )
         return Field(path, column, [step])
     shared = o.shared and device.type == "cpu"
-    how = _method(values, sources, target, ragged)
+    how = _method(kind, values, sources, target, ragged)
     if how == "values written into the batch":
         _check_numbers(values, target, suffix)
     fill = _FILLS[how]
@@ -444,6 +457,7 @@ def _adapted_plans(
 
 
 def _method(
+    kind: str,
     values: Sequence[Any],
     sources: tuple[torch.dtype, ...],
     target: torch.dtype,
@@ -453,11 +467,11 @@ def _method(
     if padded:
         return "per sample"
     cast = any(s != target for s in sources)
-    if all(isinstance(v, torch.Tensor) for v in values):
+    if kind == "tensors":
         if cast and not all(torch.can_cast(s, target) for s in sources):
             return "per sample"  # torch.stack(out=) refuses casts across kinds; copy_ does them
         return "torch.stack into the batch"
-    if all(type(v) is np.ndarray or type(v) is np.memmap for v in values):
+    if kind == "arrays":
         if cast:
             if all(_viewable(v) for v in values) and all(
                 torch.can_cast(s, target) for s in sources
@@ -467,20 +481,20 @@ def _method(
         return (
             "numpy.concatenate into the batch" if values[0].ndim else "numpy.stack into the batch"
         )
-    if not any(isinstance(v, (torch.Tensor, np.ndarray)) for v in values):
+    if kind == "values":
         return "values written into the batch"
     return "per sample"
 
 
 def _viewable(a: np.ndarray) -> bool:
     """Whether PyTorch can read ``a`` in place (native order, aligned, non-negative strides)."""
-    return (
-        a.dtype.isnative
-        and bool(a.flags.num & _ALIGNED)
-        and (a.ndim == 0 or min(a.strides) >= 0)
-        and a.__array_interface__["data"][0] % a.dtype.itemsize == 0
-        and all(s % a.dtype.itemsize == 0 for s in a.strides)
-    )
+    if not a.dtype.isnative or not a.flags.aligned or (a.ndim and min(a.strides) < 0):
+        return False
+    size = a.dtype.itemsize
+    if size <= a.dtype.alignment:
+        return True  # NumPy's ALIGNED flag is PyTorch's condition
+    # complex128 and the like: PyTorch wants the pointer and strides on whole items
+    return a.__array_interface__["data"][0] % size == 0 and all(s % size == 0 for s in a.strides)
 
 
 def _fixes(v: Any) -> list[str]:
@@ -604,11 +618,17 @@ def _torch_view(a: np.ndarray) -> torch.Tensor:
     """A tensor reading ``a`` in place; read-only memory is only ever read here."""
     row = by_numpy(a.dtype)
     assert row is not None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
-        if row.numpy_carrier is None:
-            return torch.from_numpy(a.view(row.numpy) if a.dtype.num != row.numpy.num else a)
-        return torch.from_numpy(a.view(row.numpy_carrier)).view(row.torch)
+    if not a.flags.writeable:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
+            return _wrap(a, row)
+    return _wrap(a, row)
+
+
+def _wrap(a: np.ndarray, row: Any) -> torch.Tensor:
+    if row.numpy_carrier is None:
+        return torch.from_numpy(a.view(row.numpy) if a.dtype.num != row.numpy.num else a)
+    return torch.from_numpy(a.view(row.numpy_carrier)).view(row.torch)
 
 
 def _stack_tensors(out: torch.Tensor, arg: FillArg) -> torch.Tensor:

@@ -201,11 +201,20 @@ def _memory_measure(setup: Setup) -> Callable[[Config], Comparison]:
     return measure
 
 
-def memory_comparison(ours: Callable[[], Any], in_bytes: int, out_bytes: int) -> Comparison:
-    """Peak memory of ``ours`` in five calls: ratios (input + extra peak) ÷ (input + output)."""
+def memory_comparison(
+    ours: Callable[[], Any],
+    in_bytes: int,
+    out_bytes: int,
+    before_each: Callable[[], None] | None = None,
+) -> Comparison:
+    """Peak memory of ``ours`` in five calls: ratios (input + extra peak) ÷ (input + output).
+
+    ``before_each`` runs before every call (outside the measurement)."""
     ratios, peaks = [], []
     method = "rss"
     for _ in range(5):
+        if before_each is not None:
+            before_each()
         extra, method = peak_memory(ours)
         peaks.append(extra)
         ratios.append((in_bytes + extra) / (in_bytes + out_bytes))

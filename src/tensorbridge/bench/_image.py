@@ -132,7 +132,7 @@ def _memory(
             out.numel() * out.element_size() if isinstance(out, torch.Tensor) else W * H * 4
         )  # Pillow keeps RGB in 4 bytes a pixel
         del out
-        return memory_comparison(ours, in_bytes, out_bytes)
+        return memory_comparison(ours, in_bytes, out_bytes, before_each=_release_large_buffers)
 
     return measure
 

@@ -50,6 +50,7 @@ STORES = {
 """Pillow modes each format writes (and reads back) as they are; JPEG only approximately."""
 
 SAVE_OPTIONS: dict[str, dict[str, Any]] = {
+    "GIF": {"optimize": False},  # keeps an L image's grey palette whole, so it reads back as L
     "WEBP": {"lossless": True, "exact": True},
     "JPEG": {"quality": 95, "subsampling": 0},
 }
@@ -83,7 +84,15 @@ def _read_image(src: Path, dtype: Any) -> np.ndarray:
 
     if not src.is_file():
         raise BadFileError(f"{src}: no such file" if not src.exists() else f"{src} is not a file")
-    return np.ascontiguousarray(image.to_numpy(src, layout="CHW", dtype=dtype))
+    try:
+        return np.ascontiguousarray(image.to_numpy(src, layout="CHW", dtype=dtype))
+    except ConversionError as exc:
+        if "mode=" not in str(exc):
+            raise
+        raise type(exc)(
+            f"{exc} (the command line has no mode option: call "
+            "tensorbridge.image.to_torch(path, mode=...) in Python)"
+        ) from None
 
 
 def _read_tensor(src: Path, dtype: Any) -> tuple[str, np.ndarray]:
@@ -223,7 +232,7 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
     palette, and the tensor ``tensorbridge.image.to_torch`` returns for it."""
     from PIL import Image
 
-    from ..image import _modes, _reading, to_numpy
+    from ..image import _common, _reading, to_numpy
     from . import FileInfo
 
     path = Path(path)
@@ -232,7 +241,7 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
             f"{path}: no such file" if not path.exists() else f"{path} is not a file"
         )
     try:
-        with Image.open(path) as img:
+        with _common.pillow_warnings(str(path)), Image.open(path) as img:
             mode, (w, h), fmt = img.mode, img.size, img.format
             rawmode = img.tile[0][3] if img.tile and isinstance(img.tile[0][3], str) else ""
             orientation = img.getexif().get(0x0112, 1)
@@ -240,6 +249,8 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
             frames = getattr(img, "n_frames", 1)
     except Image.UnidentifiedImageError:
         raise BadFileError(f"{path} is not an image file Pillow can read") from None
+    except (Image.DecompressionBombError, OSError) as exc:
+        raise BadFileError(f"cannot read {path}: {exc}") from None
     depth = 16 if ";16" in rawmode else BIT_DEPTH.get(mode, 8)
     meta = {
         "mode": mode,
@@ -255,15 +266,19 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
     }
     if frames > 1:
         meta["frames"] = str(frames)
-    raw_only = mode in _modes.RAW_ONLY
+    entries: list[Entry] = []
     try:
-        array = to_numpy(path, layout="CHW", mode=mode if raw_only else None)
-        note = f" with mode={mode!r} (refused without mode=)" if raw_only else ""
-        meta["to_torch"] = f"torch.{array.dtype} {tuple(array.shape)}{note}"
-        entries: list[Entry] = [entry_for(path.stem, array)]
-    except Exception as exc:  # the image is inspected even when to_torch refuses it
-        meta["to_torch"] = f"refused: {exc}"
-        entries = []
+        array, note = to_numpy(path, layout="CHW"), ""
+    except ConversionError as refused:  # shown as read with mode= named, and why it needs it
+        reason = str(refused).split(": ", 1)[-1]
+        note = f" with mode={mode!r} (without it: {reason})"
+        try:
+            array = to_numpy(path, layout="CHW", mode=mode)
+        except ConversionError as exc:  # the image is inspected even when nothing reads it
+            meta["to_torch"] = f"refused: {exc}"
+            return FileInfo(str(path), f"image ({fmt})", path.stat().st_size, [], {}, meta)
+    meta["to_torch"] = f"torch.{array.dtype} {tuple(array.shape)}{note}"
+    entries.append(entry_for(path.stem, array))
     return FileInfo(str(path), f"image ({fmt})", path.stat().st_size, entries, {}, meta)
 
 

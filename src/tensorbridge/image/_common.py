@@ -6,7 +6,9 @@ same steps unrun, so what it reports is what runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from .._plan import Step
 __all__ = [
     "check_choice",
     "numpy_dtype_of",
+    "pillow_warnings",
     "resolve_dtype",
     "run_steps",
     "span",
@@ -97,11 +100,40 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
-def run_steps(steps: Sequence[Step], value: Any) -> Any:
-    """Run ``steps`` in order on ``value`` (the one place a conversion's steps execute)."""
+def run_steps(steps: Sequence[Step], value: Any, what: str = "") -> Any:
+    """Run ``steps`` in order on ``value`` (the one place a conversion's steps execute).
+
+    A failure inside Pillow, NumPy or PyTorch becomes a ``ConversionError`` naming the input
+    (``what``) and the step, with the original error as its cause.
+    """
     for step in steps:
-        value = step.fn(value, step.arg)
+        try:
+            value = step.fn(value, step.arg)
+        except ConversionError:
+            raise
+        except Exception as exc:
+            raise ConversionError(
+                f"{what}: {step.text} failed ({type(exc).__name__}: {exc})"
+            ) from exc
     return value
+
+
+@contextlib.contextmanager
+def pillow_warnings(what: str) -> Iterator[None]:
+    """Keep Pillow's warnings from reaching the caller: a decompression-bomb warning becomes a
+    ``ConversionError`` naming the setting that lifts it; the rest (metadata Pillow repaired
+    while reading) are dropped, since the pixels Pillow gives are what is converted."""
+    from PIL import Image
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, Image.DecompressionBombWarning):
+            raise ConversionError(
+                f"{what}: {w.message}; if you trust the file, raise "
+                "PIL.Image.MAX_IMAGE_PIXELS (or set it to None) first"
+            )
 
 
 def span(values: np.ndarray) -> str:

@@ -12,6 +12,7 @@ so a scaled float result costs no intermediate full-size buffer.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -133,7 +134,13 @@ class Work:
 
 def _orientation(img: Image.Image, what: str) -> int:
     try:
-        value = img.getexif().get(0x0112, 1)
+        if img.format is None:  # made in memory: no file metadata for Pillow to warn about
+            value = img.getexif().get(0x0112, 1)
+        else:
+            with _common.pillow_warnings(what):
+                value = img.getexif().get(0x0112, 1)
+    except ConversionError:
+        raise
     except Exception as exc:
         raise ConversionError(
             f"{what}: its EXIF data cannot be read ({type(exc).__name__}: {exc}); pass exif=False "
@@ -169,7 +176,10 @@ def _not_loaded(img: Image.Image) -> bool:
 def _decode(work: Work, i: int) -> Work:
     img = work.images[i]
     try:
-        img.load()
+        with _common.pillow_warnings(describe_image(img)):
+            img.load()
+    except ConversionError:
+        raise
     except Exception as exc:
         raise ConversionError(
             f"{describe_image(img)}: Pillow cannot decode it ({type(exc).__name__}: {exc})"
@@ -289,19 +299,26 @@ def _read_array(work: Work, spec: tuple[int, Store, bool]) -> Work:
 
 
 def _open(path: Any, stack: contextlib.ExitStack) -> Image.Image:
+    name = os.fspath(path)
     try:
-        img = Image.open(path)
+        with _common.pillow_warnings(repr(name)):
+            img = Image.open(path)
+            stack.callback(img.close)  # closed even when the warnings become an error
+    except Image.DecompressionBombError as exc:
+        raise ConversionError(
+            f"{name!r}: {exc}; if you trust the file, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS (or set it to None) first"
+        ) from None
     except FileNotFoundError:
-        raise ConversionError(f"{os.fspath(path)!r}: no such file") from None
+        raise ConversionError(f"{name!r}: no such file") from None
     except Image.UnidentifiedImageError:
-        raise ConversionError(f"{os.fspath(path)!r} is not an image file Pillow can read") from None
+        raise ConversionError(f"{name!r} is not an image file Pillow can read") from None
     except OSError as exc:
-        raise ConversionError(f"cannot open {os.fspath(path)!r}: {exc.strerror or exc}") from exc
-    stack.callback(img.close)
+        raise ConversionError(f"cannot open {name!r}: {exc.strerror or exc}") from exc
     frames = getattr(img, "n_frames", 1)
     if frames > 1:
         raise ConversionError(
-            f"{os.fspath(path)!r} holds {frames} frames and tensorbridge.image reads one image; "
+            f"{name!r} holds {frames} frames and tensorbridge.image reads one image; "
             "open it with Pillow and pass the frames as a batch: "
             "[f.copy() for f in ImageSequence.Iterator(Image.open(path))]"
         )
@@ -353,7 +370,8 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
     target = opts.mode or mode
     if target != mode:
         _check_convertible(what, mode, target)
-        copy_first = mode in ("P", "PA") and "transparency" in img.info and not item.steps
+        still_theirs = not any(step.fn is _transpose for step in item.steps)
+        copy_first = mode in ("P", "PA") and "transparency" in img.info and still_theirs
         n = pillow_nbytes(target, size)
         item.steps.append(
             Step(
@@ -390,6 +408,12 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
     if target == "1":
         expand = "bool"
     elif target in ("P", "PA") and opts.palette == "rgb":
+        trns = img.info.get("transparency") if target == mode else None
+        if trns is not None and not isinstance(trns, (int, bytes)):
+            raise ConversionError(
+                f"{what}: its transparency {trns!r} is neither a palette index nor per-entry "
+                "alpha bytes, so Pillow cannot expand the palette; pass palette='indices'"
+            )
         expand = "palette"
         alpha = target == "PA" or (target == mode and _has_alpha(img))
         channels = 4 if alpha else 3
@@ -421,14 +445,17 @@ def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int
     assert item.read is not None
     row, expand, channels = item.read
     swap = "" if row.dtype.isnative else f", byte swap {row.dtype.str} → native"
-    how = {
-        "bool": "mode 1 as bool",
-        "palette": f"palette indices expanded to {'RGBA' if channels == 4 else 'RGB'}",
-    }.get(expand, f"mode {row.name}")
+    how = (
+        "mode 1 as bool"
+        if expand == "bool"
+        else f"palette indices expanded to {'RGBA' if channels == 4 else 'RGB'}"
+        if expand == "palette"
+        else f"mode {row.name}"
+    )
     raw_dtype = np.dtype(np.uint8) if row.name == "1" else row.dtype  # mode 1 is read as L bytes
     spec = ReadSpec(index, row.raw, raw_dtype, row.channels, expand, channels, store, batch)
     return Step(
-        f"read pixels from Pillow ({how}{swap}), {store.text} ({format_bytes(out_bytes)})",
+        lambda: f"read pixels from Pillow ({how}{swap}), {store.text} ({format_bytes(out_bytes)})",
         _read,
         spec,
         nbytes=out_bytes,
@@ -470,7 +497,10 @@ class Planned:
     def plan(self, target: str) -> Plan:
         """The ``Plan`` explain returns (a batch holds each image's plan by index)."""
         if self.batch and self.items:
-            leaves = {it.name: Plan.from_steps(target, it.what, it.steps) for it in self.items}
+            leaves = {
+                it.name: Plan.from_steps(target, it.what.removeprefix(f"{it.name} = "), it.steps)
+                for it in self.items
+            }
             final = Plan.from_steps(target, self.what, self.final)
             copies = sum(p.copies for p in leaves.values()) + final.copies
             nbytes = sum(p.bytes_copied for p in leaves.values()) + final.bytes_copied
@@ -555,9 +585,9 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
         return Planned(whole, items, False, None, None, final)
     out_np, staged = _out_dtype(first.dtype, opts)
     shape = ((len(items),) if batch else ()) + first.shape
-    per_item = int(np.prod(first.shape)) * out_np.itemsize
+    per_item = math.prod(first.shape) * out_np.itemsize
     for i, item in enumerate(items):
-        store = Store(first.dtype, out_np, opts.scale, item.name if batch else item.what)
+        store = Store(first.dtype, out_np, opts.scale, item.what)
         if isinstance(item.source, np.ndarray):
             swap = "" if item.source.dtype.isnative else ", byte swap to native"
             item.steps.append(
@@ -633,7 +663,7 @@ def _final_steps(
     input_view: bool = False,
 ) -> list[Step]:
     steps: list[Step] = []
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     if opts.to == "torch":
         steps.append(Step("view as torch.Tensor (no copy)", _as_tensor))
         if staged is not None:
@@ -710,10 +740,10 @@ def run(img: Any, opts: Options) -> Any:
             assert planned.out_dtype is not None
             work.out = np.empty(planned.out_shape, planned.out_dtype)
         for item in planned.items:
-            _common.run_steps(item.steps, work)
+            _common.run_steps(item.steps, work, item.what)
         if work.out is not None:
             work.value = work.out
-        return _common.run_steps(planned.final, work).value
+        return _common.run_steps(planned.final, work, planned.what).value
 
 
 def explain(img: Any, opts: Options) -> Plan:

@@ -108,9 +108,11 @@ def _target(
         raise _fail_dtype(what, dtype, c, layout_note)
     chosen = mode or exact[0]
     if chosen not in exact:
+        mapped = TO_PIL_MODES[("uint8", c)] + (TO_PIL_MODES[("uint16", 1)] if c == 1 else ())
+        hint = f"; pass value_range=(lo, hi) to map them to mode {mode}" if mode in mapped else ""
         raise ConversionError(
             f"{what}: {dtype} pixels with {c} channel(s) make one of modes "
-            f"{', '.join(exact)}, not mode={mode!r}"
+            f"{', '.join(exact)}, not mode={mode!r}{hint}"
         )
     return chosen, np.dtype(PIXEL_DTYPE.get(chosen, dtype.str))
 
@@ -279,7 +281,8 @@ def _plan(
             "tensor or array"
         )
     shape = tuple(x.shape)
-    layout = _common.check_choice("layout", default if layout is None else layout, LAYOUTS)
+    implied = layout is None
+    layout = _common.check_choice("layout", default if implied else layout, LAYOUTS)
     if len(shape) not in (2, 3, 4):
         raise ConversionError(
             f"{what}: an image is 2-D (HW), 3-D (CHW or HWC) or 4-D (a batch), not {len(shape)}-D"
@@ -294,7 +297,7 @@ def _plan(
         c, (h, w), note = 1, shape, ""
     else:
         c, h, w = (shape[-3], shape[-2], shape[-1]) if first else (shape[-1], shape[-3], shape[-2])
-        note = f" read as {layout!r}" + (" (the default)" if layout.endswith(default) else "")
+        note = f" read as {layout!r}" + (" (the default)" if implied else "")
     if not 1 <= c <= 4:
         other = "HWC" if first else "CHW"
         oc = shape[-1] if first else shape[-3]
@@ -326,8 +329,8 @@ def _plan(
 
 def run(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Any:
     """``to_pil``: plan, then run exactly the planned steps."""
-    _, steps = _plan(x, layout, value_range, overflow, mode)
-    return _common.run_steps(steps, x)
+    what, steps = _plan(x, layout, value_range, overflow, mode)
+    return _common.run_steps(steps, x, what)
 
 
 def explain(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Plan:
