@@ -201,3 +201,16 @@ def test_training_checkpoint_cast_as_a_subprocess(tmp_path: Path) -> None:
     assert "verified" in proc.stdout and "kept" in proc.stdout
     out = _load(dst)
     assert out["model"]["0.weight"].dtype == torch.bfloat16  # type: ignore[index]
+
+
+def test_read_gives_tied_names_the_same_array(tmp_path: Path) -> None:
+    """tensorbridge.files.read of a tied state dict returns both names, one array."""
+    from tensorbridge import files
+
+    src = tmp_path / "sd.pt"
+    sd = _model().state_dict()
+    torch.save(sd, src)
+    arrays = files.read(src)
+    assert sorted(arrays) == sorted(sd)
+    assert arrays["1.weight"] is arrays["0.weight"]
+    assert bits(arrays["1.weight"]) == bits(sd["1.weight"])

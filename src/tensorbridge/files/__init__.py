@@ -167,9 +167,12 @@ def _shard_format(reader: sharded.ShardedReader) -> Any:
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every tensor in ``path`` as a NumPy array, by dotted name (memory maps where possible)."""
+    """Every tensor in ``path`` as a NumPy array, by dotted name (memory maps where possible);
+    tied names (aliases) give the same array as the name they share."""
     with open_reader(path) as reader:
-        return {e.name: reader.load(e.name) for e in reader.entries}
+        arrays = {e.name: reader.load(e.name) for e in reader.entries}
+        arrays.update({alias: arrays[name] for alias, name in reader.aliases.items()})
+        return arrays
 
 
 def write(path: str | os.PathLike[str], tensors: Any, *, force: bool = False) -> None:
