@@ -53,7 +53,7 @@ class Store:
                 )
         else:
             self.kind = "same" if self.src == out else "cast"
-        self.checked = self.kind == "cast" and not np.can_cast(self.src, out, "safe")
+        self.checked = self.kind == "cast" and not _exact(self.src, out)
 
     @property
     def text(self) -> str:
@@ -96,10 +96,11 @@ class Store:
             dest[...] = np.divide(block, np.float32(self.max), dtype=np.float32)
 
     def _check(self, block: np.ndarray, dest: np.ndarray) -> None:
-        back = dest.astype(block.dtype)
-        same = back == block
-        if block.dtype.kind == "f":
-            same |= np.isnan(block) & np.isnan(back)
+        # both tests: a wrap (200 → int8 -56) casts back to 200, and a rounding (2**53 + 1 →
+        # float32) compares equal in float64; NumPy compares mixed dtypes by value
+        same = (dest == block) & (dest.astype(block.dtype) == block)
+        if block.dtype.kind == "f" and dest.dtype.kind == "f":
+            same |= np.isnan(block) & np.isnan(dest)
         if not same.all():
             lost = block[~same]
             self.bad += int(lost.size)
@@ -111,10 +112,21 @@ class Store:
         """Raise ``LossyConversionError`` if any value written did not fit."""
         if not self.bad:
             return
-        fixes = ["scale=True to rescale"] if self.src in SCALE_MAX else []
+        rescales = self.out.kind == "f" or self.out in (np.dtype(np.uint8), np.dtype(np.uint16))
+        fixes = ["scale=True to rescale"] if self.src in SCALE_MAX and rescales else []
         fixes.append("dtype=None to keep the stored values")
         raise LossyConversionError(
             f"{self.what}: {self.bad} pixel value(s) do not fit {self.out} exactly "
             f"(min {self.bad_lo.item()!r}, max {self.bad_hi.item()!r}); nothing is wrapped or "
             f"saturated silently: pass {' or '.join(fixes)}, or a wider dtype"
         )
+
+
+def _exact(src: np.dtype[Any], out: np.dtype[Any]) -> bool:
+    """Whether every ``src`` value has an exact ``out`` value (NumPy calls int64 → float64 safe,
+    but 2**53 + 1 has no float64 form)."""
+    if not np.can_cast(src, out, "safe"):
+        return False
+    if src.kind in "iu" and out.kind == "f":
+        return src.itemsize * 8 - (src.kind == "i") <= np.finfo(out).nmant + 1
+    return True
