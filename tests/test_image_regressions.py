@@ -3,10 +3,12 @@ Pillow directly."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 import tensorbridge as tb
 from tensorbridge import image as ti
@@ -40,3 +42,26 @@ def test_a_wrapping_cast_from_a_pil_image_is_refused():
     with pytest.raises(tb.LossyConversionError, match="min 200, max 200"):
         ti.to_torch(img, dtype=torch.int8)
     assert ti.to_torch(img, dtype=torch.int16).flatten().tolist() == [0, 200]
+
+
+def _tiff_with_orientation(pixels: np.ndarray, orientation: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "TIFF", tiffinfo={0x0112: orientation})
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_is_applied_once(orientation):
+    """A TIFF with an orientation tag reads as ImageOps.exif_transpose shows it (Pillow's own TIFF
+    reader may turn it while decoding: never twice), and exif=False gives the stored pixels."""
+    stored = np.random.default_rng(orientation).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    data = _tiff_with_orientation(stored, orientation)
+    with Image.open(io.BytesIO(data)) as img:
+        want = np.asarray(ImageOps.exif_transpose(img))
+    with Image.open(io.BytesIO(data)) as img:
+        plan = str(ti.explain(img))
+        got = ti.to_numpy(img)
+    assert np.array_equal(got, want)
+    assert ("EXIF orientation" in plan) == (orientation != 1)
+    with Image.open(io.BytesIO(data)) as img:
+        assert np.array_equal(ti.to_numpy(img, exif=False), stored)

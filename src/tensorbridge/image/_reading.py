@@ -12,6 +12,8 @@ so a scaled float result costs no intermediate full-size buffer.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import math
 import os
 import warnings
@@ -43,6 +45,9 @@ ORIENTATIONS = {
     8: (Image.Transpose.ROTATE_90, "rotate 90° counter-clockwise"),
 }
 """EXIF orientation tag value → the Pillow transpose a viewer applies, and its name."""
+
+UNDO = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+"""The two orientations that are not their own inverse: the transpose that undoes each."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,22 @@ def _reduced_by_pillow(img: Image.Image) -> bool:
         and ";16" in raw
         and MODES.get(img.mode, MODES["I"]).dtype.itemsize == 1
     )
+
+
+def _decoder_orients(img: Image.Image) -> bool:
+    """Whether decoding this lazily opened image applies its EXIF orientation inside Pillow
+    (recent Pillow's TIFF reader turns the pixels while loading and drops the tag)."""
+    return img.format == "TIFF" and _not_loaded(img) and _tiff_reader_orients()
+
+
+@functools.cache
+def _tiff_reader_orients() -> bool:
+    """Asked of the installed Pillow once: does loading a TIFF with orientation 2 mirror it?"""
+    buf = io.BytesIO()
+    Image.frombytes("L", (2, 1), b"\x00\x01").save(buf, "TIFF", tiffinfo={0x0112: 2})
+    with warnings.catch_warnings(), Image.open(buf) as img:
+        warnings.simplefilter("ignore")
+        return bool(img.getpixel((0, 0)) == 1)
 
 
 def _not_loaded(img: Image.Image) -> bool:
@@ -341,10 +362,20 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
             f"{what}: the file stores 16 bits per channel and Pillow reads mode {mode} as 8 bits; "
             f"pass mode={mode!r} to accept the 8-bit values"
         )
+    orientation = _orientation(img, what) if opts.exif or _decoder_orients(img) else 1
+    by_decoder = orientation != 1 and _decoder_orients(img)
+    if by_decoder:  # the size Pillow reports is already the oriented one
+        stored = getattr(img, "_tile_size", size)
+        size = (stored[1], stored[0]) if orientation in (5, 6, 7, 8) else stored
     if _not_loaded(img):
+        oriented = (
+            f", which applies EXIF orientation {orientation} ({ORIENTATIONS[orientation][1]})"
+            if by_decoder
+            else ""
+        )
         item.steps.append(
             Step(
-                f"decode {img.format or 'the file'} with Pillow "
+                f"decode {img.format or 'the file'} with Pillow{oriented} "
                 f"({format_bytes(pillow_nbytes(mode, size))})",
                 _decode,
                 index,
@@ -352,15 +383,19 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
                 copies=1,
             )
         )
-    if opts.exif and (orientation := _orientation(img, what)) != 1:
+    if orientation != 1 and opts.exif != by_decoder:
         method, name = ORIENTATIONS[orientation]
+        if by_decoder:  # exif=False: the decoder's turn is undone, to give the stored pixels
+            method = UNDO.get(orientation, method)
+            name = f"undo the {name} Pillow's TIFF decoder applied, to read the pixels as stored"
+        else:
+            name = f"apply EXIF orientation {orientation} ({name}) with Pillow, as viewers do"
         if orientation in (5, 6, 7, 8):
             size = (size[1], size[0])
         n = pillow_nbytes(mode, size)
         item.steps.append(
             Step(
-                f"apply EXIF orientation {orientation} ({name}) with Pillow, as a "
-                f"viewer shows it ({format_bytes(n)})",
+                f"{name} ({format_bytes(n)})",
                 _transpose,
                 (index, method),
                 nbytes=n,
