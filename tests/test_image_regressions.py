@@ -4,6 +4,7 @@ Pillow directly."""
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -65,3 +66,25 @@ def test_tiff_orientation_is_applied_once(orientation):
     assert ("EXIF orientation" in plan) == (orientation != 1)
     with Image.open(io.BytesIO(data)) as img:
         assert np.array_equal(ti.to_numpy(img, exif=False), stored)
+
+
+def test_scale_into_float16_is_correctly_rounded_for_every_uint16():
+    """Every uint16 value with scale=True into float16 is v / 65535 rounded once (NumPy's float64
+    quotient cast to float16), including 65455 and 65519, where a float32 quotient rounds twice."""
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    want = (values.astype(np.float64) / 65535).astype(np.float16)
+    got = ti.to_numpy(Image.fromarray(values), scale=True, dtype=np.float16)[..., 0]
+    assert got.tobytes() == want.tobytes()
+    assert torch.equal(
+        ti.to_torch(values, scale=True, dtype=torch.float16)[0], torch.from_numpy(want)
+    )
+    for v in (65455, 65519):  # the nearer float16 of the exact quotient, by exact arithmetic
+        exact = Fraction(v, 65535)
+        below = np.float16(np.nextafter(np.float16(float(exact)), np.float16(0)))
+        cands = [
+            np.float16(float(exact)),
+            below,
+            np.nextafter(np.float16(float(exact)), np.float16(2)),
+        ]
+        nearest = min(cands, key=lambda c: abs(Fraction(float(c)) - exact))
+        assert want[v // 256, v % 256] == nearest

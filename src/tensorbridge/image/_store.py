@@ -86,14 +86,15 @@ class Store:
                     self._check(block, dest)
 
     def _divide(self, block: np.ndarray, dest: np.ndarray) -> None:
-        # IEEE division of exact operands is correctly rounded; float16 goes through float32,
-        # whose rounding then to float16 is exact for a quotient (24 >= 2 * 11 + 2 bits).
-        if self.out == np.float64:
-            np.divide(block, np.float64(self.max), out=dest, dtype=np.float64)
-        elif self.out == np.float32:
+        # IEEE division of exact operands is correctly rounded. float16 goes through float64: a
+        # 16-bit v / 65535 can lie within 2**-28 of a float16 tie, so a float32 quotient rounded
+        # again to float16 is wrong twice in 65536 values; a float64 one is never near enough.
+        if self.out == np.float32:
             np.divide(block, np.float32(self.max), out=dest, dtype=np.float32)
+        elif self.out == np.float64:
+            np.divide(block, np.float64(self.max), out=dest, dtype=np.float64)
         else:
-            dest[...] = np.divide(block, np.float32(self.max), dtype=np.float32)
+            dest[...] = np.divide(block, np.float64(self.max), dtype=np.float64)
 
     def _check(self, block: np.ndarray, dest: np.ndarray) -> None:
         # both tests: a wrap (200 → int8 -56) casts back to 200, and a rounding (2**53 + 1 →
