@@ -88,3 +88,15 @@ def test_scale_into_float16_is_correctly_rounded_for_every_uint16():
         ]
         nearest = min(cands, key=lambda c: abs(Fraction(float(c)) - exact))
         assert want[v // 256, v % 256] == nearest
+
+
+def test_bfloat16_keeps_nan_and_signed_zero_and_names_the_image():
+    """An F image's NaN, inf and -0.0 go into bfloat16 bit for bit as PyTorch casts them; a value
+    bfloat16 cannot hold raises naming the image, and scale=True is not offered for F pixels."""
+    stored = np.array([[np.nan, np.inf, -0.0, 1.5]], np.float32)
+    got = ti.to_torch(Image.fromarray(stored), dtype=torch.bfloat16)
+    want = torch.from_numpy(stored).to(torch.bfloat16)[None]
+    assert torch.equal(got.view(torch.int16), want.view(torch.int16))
+    with pytest.raises(tb.LossyConversionError, match=r"mode='F'.*1 pixel value.*dtype=None") as e:
+        ti.to_torch(Image.fromarray(np.array([[np.nan, 1.001]], np.float32)), dtype="bfloat16")
+    assert "scale=True" not in str(e.value)

@@ -29,7 +29,7 @@ from .._errors import ConversionError, LossyConversionError, UnsupportedInputErr
 from .._plan import Plan, Step, format_bytes
 from . import _common
 from ._modes import MODES, RAW_ONLY, describe_image, pillow_nbytes
-from ._store import Store
+from ._store import SCALE_MAX, Store
 
 __all__ = ["Options", "explain", "run"]
 
@@ -636,7 +636,7 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
             )
         else:
             item.steps.append(_read_step(item, i, store, batch, per_item))
-    final = _final_steps(opts, shape, out_np, staged)
+    final = _final_steps(opts, shape, out_np, staged, what=whole, pixels=first.dtype)
     return Planned(whole, items, batch, shape, out_np, final)
 
 
@@ -662,7 +662,14 @@ def _plan_nhwc(item: Item, opts: Options) -> Planned:
         )
     )
     return Planned(
-        item.what, [item], False, a.shape, out_np, _final_steps(opts, a.shape, out_np, staged)
+        item.what,
+        [item],
+        False,
+        a.shape,
+        out_np,
+        _final_steps(
+            opts, a.shape, out_np, staged, what=item.what, pixels=a.dtype.newbyteorder("=")
+        ),
     )
 
 
@@ -696,6 +703,8 @@ def _final_steps(
     dtype: np.dtype[Any],
     staged: torch.dtype | None,
     input_view: bool = False,
+    what: str = "",
+    pixels: np.dtype[Any] | None = None,
 ) -> list[Step]:
     steps: list[Step] = []
     n = math.prod(shape)
@@ -707,7 +716,7 @@ def _final_steps(
                 Step(
                     f"round float32 → {staged} ({format_bytes(nb)})",
                     _cast_staged,
-                    (staged, opts.scale),
+                    (staged, opts.scale, what, pixels in SCALE_MAX),
                     nbytes=nb,
                     copies=1,
                 )
@@ -734,17 +743,21 @@ def _as_tensor(work: Work, _: Any) -> Work:
     return work
 
 
-def _cast_staged(work: Work, arg: tuple[torch.dtype, bool]) -> Work:
-    dtype, scaled = arg
+def _cast_staged(work: Work, arg: tuple[torch.dtype, bool, str, bool]) -> Work:
+    dtype, scaled, what, scalable = arg
     staged = work.value
     work.value = staged.to(dtype)
-    if not scaled and not torch.equal(work.value.float(), staged):
-        bad = staged[work.value.float() != staged]
-        raise LossyConversionError(
-            f"{int(bad.numel())} pixel value(s) do not fit {dtype} exactly "
-            f"(min {bad.min().item()!r}, max {bad.max().item()!r}); pass scale=True, "
-            "dtype=None to keep the stored values, or a wider dtype"
-        )
+    if not scaled:
+        back = work.value.float()
+        lost = (back != staged) & ~(staged.isnan() & back.isnan())
+        if lost.any():
+            bad = staged[lost]
+            fixes = "scale=True to rescale or " if scalable else ""
+            raise LossyConversionError(
+                f"{what}: {int(bad.numel())} pixel value(s) do not fit {dtype} exactly "
+                f"(min {bad.min().item()!r}, max {bad.max().item()!r}); nothing is rounded "
+                f"silently: pass {fixes}dtype=None to keep the stored values, or a wider dtype"
+            )
     return work
 
 
