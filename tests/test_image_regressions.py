@@ -100,3 +100,29 @@ def test_bfloat16_keeps_nan_and_signed_zero_and_names_the_image():
     with pytest.raises(tb.LossyConversionError, match=r"mode='F'.*1 pixel value.*dtype=None") as e:
         ti.to_torch(Image.fromarray(np.array([[np.nan, 1.001]], np.float32)), dtype="bfloat16")
     assert "scale=True" not in str(e.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float8_e4m3fn])
+def test_to_pil_of_other_floats_needs_value_range_like_float16(dtype):
+    """A one-channel bfloat16/float8 tensor is a float other than float32: it needs value_range
+    (or a float32 cast for mode F), as SPEC says; both fixes give Pillow's own result."""
+    x = torch.tensor([[[0.0, 0.5, 1.0]]]).to(dtype)
+    with pytest.raises(tb.ConversionError, match=r"value_range=.*float32") as info:
+        ti.to_pil(x)
+    assert str(dtype).removeprefix("torch.") in str(info.value)
+    mapped = ti.to_pil(x, value_range=(0, 1))
+    want = np.rint(x.float().numpy()[0].astype(np.float64) * 255).astype(np.uint8)
+    assert mapped.mode == "L" and np.array_equal(np.asarray(mapped), want)
+    exact = ti.to_pil(x.float())
+    assert exact.mode == "F" and [exact.getpixel((i, 0)) for i in range(3)] == [0.0, 0.5, 1.0]
+
+
+def test_to_pil_of_an_ml_dtypes_array_names_the_cast():
+    """An ml_dtypes bfloat16 ndarray is refused naming astype(np.float32) and value_range, and
+    that fix gives the values NumPy computes."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    a = np.array([[0.0, 0.5, 1.0]], dtype=ml_dtypes.bfloat16)
+    with pytest.raises(tb.ConversionError, match=r"astype\(np.float32\).*value_range"):
+        ti.to_pil(a)
+    got = ti.to_pil(a.astype(np.float32), value_range=(0, 1))
+    assert np.array_equal(np.asarray(got), np.rint(a.astype(np.float64) * 255).astype(np.uint8))

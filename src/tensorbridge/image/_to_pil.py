@@ -58,12 +58,14 @@ def _check_range(value_range: Any) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _fail_dtype(what: str, dtype: np.dtype[Any], c: int, layout_note: str) -> ConversionError:
+def _fail_dtype(
+    what: str, dtype: np.dtype[Any], c: int, layout_note: str, name: str = ""
+) -> ConversionError:
     one = c == 1
     if dtype.kind == "f":
         also = " or cast it to float32 for an exact mode 'F' image" if one else ""
         return ConversionError(
-            f"{what}: {dtype} pixels{layout_note} have no exact Pillow mode; pass "
+            f"{what}: {name or dtype} pixels{layout_note} have no exact Pillow mode; pass "
             f"value_range=(lo, hi) to map them to uint8 (e.g. value_range=(0, 1)){also}"
         )
     if dtype.kind == "b":
@@ -273,7 +275,10 @@ def _plan(
     elif isinstance(x, np.ndarray):
         default = "HWC"
         if x.dtype.kind not in "biuf":
-            raise UnsupportedInputError(f"{what}: {x.dtype} values are not pixels")
+            raise UnsupportedInputError(
+                f"{what}: {x.dtype} values are not pixels; cast them to a real or integer dtype "
+                "first (x.astype(np.float32), then value_range=(lo, hi) to map them to uint8)"
+            )
         dtype = x.dtype
     else:
         raise UnsupportedInputError(
@@ -308,6 +313,9 @@ def _plan(
             else "pass layout= to say which axis holds the channels"
         )
         raise ConversionError(f"{what}{note}: {c} channels, and a Pillow image has 1 to 4; {fix}")
+    if vr is None and isinstance(x, torch.Tensor) and _common.numpy_dtype_of(x.dtype) is None:
+        # bfloat16 and float8 are widened to float32 only for value_range's mapping
+        raise _fail_dtype(what, dtype, c, note, str(x.dtype).removeprefix("torch."))
     mode_name, pixel = _target(what, dtype.newbyteorder("="), c, mode, vr, note)
     target = Target(mode_name, pixel, vr, overflow == "clip", first, batch, what)
     n_images = shape[0] if batch else 1
