@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 import tensorbridge as tb
 from tensorbridge import image as ti
@@ -126,3 +126,22 @@ def test_to_pil_of_an_ml_dtypes_array_names_the_cast():
         ti.to_pil(a)
     got = ti.to_pil(a.astype(np.float32), value_range=(0, 1))
     assert np.array_equal(np.asarray(got), np.rint(a.astype(np.float64) * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("fmt", "exif"), [("PNG", True), ("PNG", False), ("JPEG", True)])
+def test_a_truncated_file_names_its_path_and_the_setting_that_reads_it(
+    tmp_path, monkeypatch, fmt, exif
+):
+    """A truncated file raises a ConversionError naming the path; the fix it names
+    (PIL.ImageFile.LOAD_TRUNCATED_IMAGES) then gives exactly the pixels Pillow gives."""
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    whole = io.BytesIO()
+    Image.fromarray(pixels).save(whole, fmt)
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+    with pytest.raises(tb.ConversionError, match=r"cut.*truncated.*LOAD_TRUNCATED_IMAGES = True"):
+        ti.to_numpy(str(path), exif=exif)
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with Image.open(path) as img:
+        want = np.asarray(img.convert("RGB"))
+    assert np.array_equal(ti.to_numpy(str(path), exif=exif), want)

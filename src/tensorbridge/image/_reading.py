@@ -147,11 +147,25 @@ def _orientation(img: Image.Image, what: str) -> int:
     except ConversionError:
         raise
     except Exception as exc:
-        raise ConversionError(
-            f"{what}: its EXIF data cannot be read ({type(exc).__name__}: {exc}); pass exif=False "
-            "to read the pixels as stored"
+        raise _unreadable(
+            what,
+            exc,
+            "its EXIF data cannot be read",
+            "pass exif=False to read the pixels as stored",
         ) from exc
     return value if value in ORIENTATIONS else 1
+
+
+def _unreadable(what: str, exc: Exception, problem: str, fix: str) -> ConversionError:
+    """The error for a file Pillow fails on; a truncated file names the one setting that reads
+    it anyway (no other argument helps: the pixels are missing)."""
+    if "truncated" in str(exc):
+        problem = "the file is truncated"
+        fix = (
+            "if the missing pixels may be filled in, set PIL.ImageFile.LOAD_TRUNCATED_IMAGES = "
+            "True first"
+        )
+    return ConversionError(f"{what}: {problem} ({type(exc).__name__}: {exc}); {fix}")
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -194,16 +208,20 @@ def _not_loaded(img: Image.Image) -> bool:
     return bool(getattr(img, "tile", None)) or getattr(img, "_im", True) is None
 
 
-def _decode(work: Work, i: int) -> Work:
+def _decode(work: Work, arg: tuple[int, str]) -> Work:
+    i, what = arg
     img = work.images[i]
     try:
-        with _common.pillow_warnings(describe_image(img)):
+        with _common.pillow_warnings(what):
             img.load()
     except ConversionError:
         raise
     except Exception as exc:
-        raise ConversionError(
-            f"{describe_image(img)}: Pillow cannot decode it ({type(exc).__name__}: {exc})"
+        raise _unreadable(
+            what,
+            exc,
+            "Pillow cannot decode it",
+            "the file is damaged or not what its format says; re-export it",
         ) from exc
     return work
 
@@ -378,7 +396,7 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
                 f"decode {img.format or 'the file'} with Pillow{oriented} "
                 f"({format_bytes(pillow_nbytes(mode, size))})",
                 _decode,
-                index,
+                (index, what),
                 nbytes=pillow_nbytes(mode, size),
                 copies=1,
             )
