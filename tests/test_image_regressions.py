@@ -145,3 +145,15 @@ def test_a_truncated_file_names_its_path_and_the_setting_that_reads_it(
     with Image.open(path) as img:
         want = np.asarray(img.convert("RGB"))
     assert np.array_equal(ti.to_numpy(str(path), exif=exif), want)
+
+
+def test_a_bad_path_in_a_batch_names_its_index(tmp_path):
+    """A missing file or a directory inside a batch is named with its index (img[1] = ...);
+    a directory's message names the fix, a path of an image file, which then works."""
+    good = tmp_path / "ok.png"
+    Image.new("L", (2, 2), 7).save(good)
+    with pytest.raises(tb.ConversionError, match=r"^img\[1\] = '.*nope\.png': no such file"):
+        ti.to_torch([str(good), str(tmp_path / "nope.png")])
+    with pytest.raises(tb.ConversionError, match=r"^img\[1\] = .* is a directory; pass the path"):
+        ti.to_torch([good, tmp_path])
+    assert ti.to_torch([good, good]).flatten().tolist() == [7] * 8

@@ -350,6 +350,10 @@ def _open(path: Any, stack: contextlib.ExitStack) -> Image.Image:
         ) from None
     except FileNotFoundError:
         raise ConversionError(f"{name!r}: no such file") from None
+    except IsADirectoryError:
+        raise ConversionError(
+            f"{name!r} is a directory; pass the path of an image file (or a list of them)"
+        ) from None
     except Image.UnidentifiedImageError:
         raise ConversionError(f"{name!r} is not an image file Pillow can read") from None
     except OSError as exc:
@@ -588,7 +592,12 @@ def _one(x: Any, stack: contextlib.ExitStack, name: str) -> tuple[Any, str]:
     if isinstance(x, np.ndarray):
         return x, where + describe(x)
     if isinstance(x, (str, os.PathLike)):
-        img = _open(x, stack)
+        try:
+            img = _open(x, stack)
+        except ConversionError as exc:
+            if not where:
+                raise
+            raise type(exc)(f"{where}{exc}") from exc.__cause__
         return img, where + describe_image(img, os.fspath(x))
     if isinstance(x, torch.Tensor):
         raise UnsupportedInputError(
