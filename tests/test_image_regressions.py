@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps
 
 import tensorbridge as tb
+from imagehelpers import record_steps
 from tensorbridge import image as ti
 
 
@@ -157,3 +158,18 @@ def test_a_bad_path_in_a_batch_names_its_index(tmp_path):
     with pytest.raises(tb.ConversionError, match=r"^img\[1\] = .* is a directory; pass the path"):
         ti.to_torch([good, tmp_path])
     assert ti.to_torch([good, good]).flatten().tolist() == [7] * 8
+
+
+@pytest.mark.parametrize("exif", [True, False])
+def test_explain_of_an_oriented_tiff_is_what_runs(monkeypatch, exif):
+    """For a TIFF with orientation 6, the steps that run are the steps explain lists, and the
+    bytes it reports for the result match the result's shape (Pillow's own pixels)."""
+    stored = np.random.default_rng(6).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    data = _tiff_with_orientation(stored, 6)
+    with Image.open(io.BytesIO(data)) as img:
+        plan = ti.explain(img, to="numpy", exif=exif)
+        ran = record_steps(monkeypatch)
+        out = ti.to_numpy(img, exif=exif)
+    assert ran == list(plan.steps)
+    assert out.shape == ((5, 3, 3) if exif else (3, 5, 3))
+    assert any(f"({out.nbytes} B)" in step for step in plan.steps)
