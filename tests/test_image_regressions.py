@@ -173,3 +173,16 @@ def test_explain_of_an_oriented_tiff_is_what_runs(monkeypatch, exif):
     assert ran == list(plan.steps)
     assert out.shape == ((5, 3, 3) if exif else (3, 5, 3))
     assert any(f"({out.nbytes} B)" in step for step in plan.steps)
+
+
+@pytest.mark.parametrize(
+    ("to", "kwargs"), [("pil", {"scale": True}), ("torch", {"overflow": "clip"})]
+)
+def test_explain_names_the_function_a_wrong_keyword_belongs_to(to, kwargs):
+    """explain(to=...) with a keyword that function does not take raises TypeError naming
+    to_<to>(), as calling that function with it does."""
+    x = torch.zeros(1, 2, 2) if to == "pil" else np.zeros((2, 2), np.uint8)
+    with pytest.raises(TypeError, match=rf"to_{to}\(\) got unexpected keyword"):
+        ti.explain(x, to=to, **kwargs)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        getattr(ti, f"to_{to}")(x, **kwargs)
