@@ -4,6 +4,7 @@ Pillow directly."""
 from __future__ import annotations
 
 import io
+import json
 from fractions import Fraction
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image, ImageFile, ImageOps
 import tensorbridge as tb
 from imagehelpers import record_steps
 from tensorbridge import image as ti
+from tensorbridge.cli import main
 
 
 @pytest.mark.parametrize(
@@ -186,3 +188,19 @@ def test_explain_names_the_function_a_wrong_keyword_belongs_to(to, kwargs):
         ti.explain(x, to=to, **kwargs)
     with pytest.raises(TypeError, match="unexpected keyword"):
         getattr(ti, f"to_{to}")(x, **kwargs)
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "JPEG"])
+def test_inspect_shows_the_stored_size_of_an_oriented_file(tmp_path, capsys, fmt):
+    """inspect of a TIFF or JPEG with orientation 6 shows the size the file stores (Pillow's
+    pixels read with exif_transpose off: width 5, height 3) and the turned to_torch shape."""
+    path = tmp_path / f"o6.{fmt.lower()}"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((3, 5, 3), np.uint8)).save(path, fmt, exif=exif)
+    with Image.open(path) as img:
+        shown = ImageOps.exif_transpose(img).size
+    assert main(["inspect", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["metadata"]["size"].startswith("5×3")
+    assert doc["tensors"][0]["shape"] == [3, shown[1], shown[0]] == [3, 5, 3]

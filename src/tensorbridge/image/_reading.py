@@ -31,7 +31,7 @@ from . import _common
 from ._modes import MODES, RAW_ONLY, describe_image, pillow_nbytes
 from ._store import SCALE_MAX, Store
 
-__all__ = ["Options", "explain", "run"]
+__all__ = ["Options", "explain", "run", "stored_size"]
 
 BLOCK_BYTES = 256 << 10  # rows read from Pillow per call: small enough to stay in cache
 
@@ -191,6 +191,13 @@ def _decoder_orients(img: Image.Image) -> bool:
     """Whether decoding this lazily opened image applies its EXIF orientation inside Pillow
     (recent Pillow's TIFF reader turns the pixels while loading and drops the tag)."""
     return img.format == "TIFF" and _not_loaded(img) and _tiff_reader_orients()
+
+
+def stored_size(img: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` as the file stores the pixels (before any EXIF orientation)."""
+    if _decoder_orients(img):  # Pillow reports the size the turn it will make gives
+        return tuple(getattr(img, "_tile_size", img.size))
+    return img.size
 
 
 @functools.cache
@@ -387,7 +394,7 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
     orientation = _orientation(img, what) if opts.exif or _decoder_orients(img) else 1
     by_decoder = orientation != 1 and _decoder_orients(img)
     if by_decoder:  # the size Pillow reports is already the oriented one
-        stored = getattr(img, "_tile_size", size)
+        stored = stored_size(img)
         size = (stored[1], stored[0]) if orientation in (5, 6, 7, 8) else stored
     if _not_loaded(img):
         oriented = (
