@@ -204,3 +204,25 @@ def test_inspect_shows_the_stored_size_of_an_oriented_file(tmp_path, capsys, fmt
     doc = json.loads(capsys.readouterr().out)
     assert doc["metadata"]["size"].startswith("5×3")
     assert doc["tensors"][0]["shape"] == [3, shown[1], shown[0]] == [3, 5, 3]
+
+
+def test_to_pil_mode_mismatches_name_a_fix_that_works():
+    """A mode= the pixels cannot make names a fix (a cast, value_range, dropping value_range or
+    mode=None); each applied gives Pillow the values NumPy computes."""
+    x = np.array([[0, 1, 200]], np.uint8)
+    cases = [
+        ({"mode": "I"}, "cast them to int32", lambda: ti.to_pil(x.astype(np.int32), mode="I")),
+        ({"mode": "P"}, "pass mode=None", lambda: ti.to_pil(x)),
+        ({"mode": "I;16"}, "value_range", lambda: ti.to_pil(x, value_range=(0, 255), mode="I;16")),
+    ]
+    for kwargs, fix, fixed in cases:
+        with pytest.raises(tb.ConversionError, match=fix):
+            ti.to_pil(x, **kwargs)
+        img = fixed()
+        want = x.astype(np.int64) * (257 if img.mode == "I;16" else 1)
+        assert [img.getpixel((i, 0)) for i in range(3)] == want[0].tolist()
+    f = np.array([[0.25, -3.5]], np.float32)
+    with pytest.raises(tb.ConversionError, match="drop value_range to store the values in mode F"):
+        ti.to_pil(f, value_range=(0, 1), mode="F")
+    img = ti.to_pil(f, mode="F")
+    assert img.mode == "F" and [img.getpixel((i, 0)) for i in range(2)] == [0.25, -3.5]

@@ -100,9 +100,14 @@ def _target(
         choices = TO_PIL_MODES[("uint8", c)] + (TO_PIL_MODES[("uint16", 1)] if c == 1 else ())
         chosen = mode or CHANNEL_MODES[c]
         if chosen not in choices:
+            exact = TO_PIL_MODES.get((dtype.name, c), ())
+            drop = (
+                f", or drop value_range to store the values in mode {mode}" if mode in exact else ""
+            )
             raise ConversionError(
                 f"{what}: value_range maps {c} channel(s) to one of modes "
-                f"{', '.join(choices)}, not mode={mode!r}"
+                f"{', '.join(choices)}, not mode={mode!r}; pass mode=None for mode "
+                f"{CHANNEL_MODES[c]}{drop}"
             )
         return chosen, np.dtype(PIXEL_DTYPE.get(chosen, "u1"))
     exact = TO_PIL_MODES.get((dtype.name, c))
@@ -111,10 +116,16 @@ def _target(
     chosen = mode or exact[0]
     if chosen not in exact:
         mapped = TO_PIL_MODES[("uint8", c)] + (TO_PIL_MODES[("uint16", 1)] if c == 1 else ())
-        hint = f"; pass value_range=(lo, hi) to map them to mode {mode}" if mode in mapped else ""
+        holders = [name for (name, n), modes in TO_PIL_MODES.items() if n == c and mode in modes]
+        if mode in mapped:
+            hint = f"pass value_range=(lo, hi) to map them to mode {mode}, or mode=None"
+        elif holders:
+            hint = f"cast them to {holders[0]} first for mode {mode}, or pass mode=None"
+        else:
+            hint = "pass mode=None"
         raise ConversionError(
             f"{what}: {dtype} pixels with {c} channel(s) make one of modes "
-            f"{', '.join(exact)}, not mode={mode!r}{hint}"
+            f"{', '.join(exact)}, not mode={mode!r}; {hint}"
         )
     return chosen, np.dtype(PIXEL_DTYPE.get(chosen, dtype.str))
 
