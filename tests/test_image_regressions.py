@@ -226,3 +226,20 @@ def test_to_pil_mode_mismatches_name_a_fix_that_works():
         ti.to_pil(f, value_range=(0, 1), mode="F")
     img = ti.to_pil(f, mode="F")
     assert img.mode == "F" and [img.getpixel((i, 0)) for i in range(2)] == [0.25, -3.5]
+
+
+def test_an_mpo_photo_reads_as_its_first_frame(tmp_path):
+    """A JPEG holding an MPO preview (two frames of different sizes, as phones write them) reads
+    as its first frame, EXIF orientation applied, as ImageOps.exif_transpose gives it."""
+    photo = np.random.default_rng(9).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(photo).save(
+        path, "MPO", save_all=True, append_images=[Image.new("RGB", (3, 2))], exif=exif
+    )
+    with Image.open(path) as img:
+        assert img.format == "MPO" and img.n_frames == 2
+        want = np.asarray(ImageOps.exif_transpose(img))
+    assert np.array_equal(ti.to_numpy(str(path)), want)
+    assert ti.to_torch(path).shape == (3, 6, 4)

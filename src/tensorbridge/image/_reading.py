@@ -366,7 +366,7 @@ def _open(path: Any, stack: contextlib.ExitStack) -> Image.Image:
     except OSError as exc:
         raise ConversionError(f"cannot open {name!r}: {exc.strerror or exc}") from exc
     frames = getattr(img, "n_frames", 1)
-    if frames > 1:
+    if frames > 1 and img.format != "MPO":  # a camera's MPO JPEG: its first frame is the photo
         raise ConversionError(
             f"{name!r} holds {frames} frames and tensorbridge.image reads one image; "
             "open it with Pillow and pass the frames as a batch: "
