@@ -243,3 +243,17 @@ def test_an_mpo_photo_reads_as_its_first_frame(tmp_path):
         want = np.asarray(ImageOps.exif_transpose(img))
     assert np.array_equal(ti.to_numpy(str(path)), want)
     assert ti.to_torch(path).shape == (3, 6, 4)
+
+
+def test_mode_on_an_array_is_refused_when_its_pixels_are_not_that_mode():
+    """mode='L' on an (H, W, 3) array raises instead of being ignored; mode=None and the
+    conversion it names (Image.fromarray(a).convert('L')) both work; a matching mode passes."""
+    a = np.random.default_rng(10).integers(0, 256, (2, 3, 3), dtype=np.uint8)
+    with pytest.raises(tb.ConversionError, match=r"mode='L'.*mode=None.*convert\('L'\)"):
+        ti.to_numpy(a, mode="L")
+    with pytest.raises(tb.ConversionError, match="mode='L'"):
+        ti.to_numpy(a[None], mode="L")
+    assert np.array_equal(ti.to_numpy(a, mode=None), a)
+    gray = Image.fromarray(a).convert("L")
+    assert np.array_equal(ti.to_numpy(gray)[..., 0], np.asarray(gray))
+    assert np.array_equal(ti.to_numpy(a, mode="RGB"), a)

@@ -527,7 +527,7 @@ def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int
     )
 
 
-def _plan_array(item: Item, a: np.ndarray) -> None:
+def _plan_array(item: Item, a: np.ndarray, mode: str | None = None) -> None:
     if a.dtype.kind not in "biuf" or _common.torch_dtype_of(a.dtype) is None:
         raise UnsupportedInputError(
             f"{item.what}: dtype {a.dtype} is not a pixel dtype; cast it to uint8, uint16, int32 "
@@ -541,6 +541,23 @@ def _plan_array(item: Item, a: np.ndarray) -> None:
     item.shape = tuple(a.shape) if a.ndim == 3 else (*a.shape, 1)
     item.dtype = a.dtype.newbyteorder("=")
     item.summary = f"array {a.dtype} {a.shape}"
+    _check_array_mode(item, mode)
+
+
+def _check_array_mode(item: Item, mode: str | None) -> None:
+    """``mode=`` converts PIL images; an array's pixels are taken as they are, so a mode they
+    are not is refused rather than ignored."""
+    row = MODES.get(mode or "")
+    if row is None or (
+        mode not in ("P", "PA")
+        and (item.shape[-1], item.dtype) == (row.channels, row.dtype.newbyteorder("="))
+    ):
+        return
+    raise ConversionError(
+        f"{item.what}: mode={mode!r} converts PIL images with Pillow, and an array's pixels "
+        f"({item.shape[-1]} channel(s) of {item.dtype}) are not mode {mode}; pass mode=None to "
+        f"take them as they are, or convert them first (Image.fromarray(a).convert({mode!r}))"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -637,7 +654,7 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
         return _plan_nhwc(items[0], opts)
     for i, item in enumerate(items):
         if isinstance(item.source, np.ndarray):
-            _plan_array(item, item.source)
+            _plan_array(item, item.source, opts.mode)
         else:
             _plan_image(item, item.source, opts, batch, i)
     first = items[0]
@@ -679,6 +696,8 @@ def _plan_nhwc(item: Item, opts: Options) -> Planned:
     if a.dtype.kind not in "biuf" or _common.torch_dtype_of(a.dtype) is None:
         _plan_array(item, a[0])  # raises the dtype error
     item.name = "img"
+    item.shape, item.dtype = a.shape[1:], a.dtype.newbyteorder("=")
+    _check_array_mode(item, opts.mode)
     if _zero_copy(a, opts):
         return Planned(
             item.what, [item], False, None, None, _view_steps(False, opts, a.shape, a.dtype)

@@ -100,9 +100,9 @@ def _target(
         choices = TO_PIL_MODES[("uint8", c)] + (TO_PIL_MODES[("uint16", 1)] if c == 1 else ())
         chosen = mode or CHANNEL_MODES[c]
         if chosen not in choices:
-            exact = TO_PIL_MODES.get((dtype.name, c), ())
+            holds = TO_PIL_MODES.get((dtype.name, c), ())
             drop = (
-                f", or drop value_range to store the values in mode {mode}" if mode in exact else ""
+                f", or drop value_range to store the values in mode {mode}" if mode in holds else ""
             )
             raise ConversionError(
                 f"{what}: value_range maps {c} channel(s) to one of modes "
