@@ -257,3 +257,19 @@ def test_mode_on_an_array_is_refused_when_its_pixels_are_not_that_mode():
     gray = Image.fromarray(a).convert("L")
     assert np.array_equal(ti.to_numpy(gray)[..., 0], np.asarray(gray))
     assert np.array_equal(ti.to_numpy(a, mode="RGB"), a)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", torch.bfloat16, "float8_e4m3fn"])
+def test_to_numpy_into_an_ml_dtypes_float(dtype):
+    """to_numpy(dtype=bfloat16/float8) gives the ml_dtypes array PyTorch's own rounding gives
+    (as SPEC lets dtype= name ml_dtypes types in both functions); a value that does not fit
+    without scale raises as to_torch does."""
+    img = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16))
+    tdt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    want = (torch.from_numpy(np.array(img)).float() / 255).to(tdt)
+    got = ti.to_numpy(img, scale=True, dtype=dtype)[..., 0]
+    assert got.dtype.name == str(tdt).removeprefix("torch.")
+    bits = want.view(torch.int16 if tdt.itemsize == 2 else torch.uint8).numpy()
+    assert np.array_equal(got.view(bits.dtype), bits)
+    with pytest.raises(tb.LossyConversionError, match=r"1 pixel value.*scale=True"):
+        ti.to_numpy(np.array([[257, 1]], np.uint16), dtype=dtype)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import _dtypes
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from .._plan import Plan, Step, format_bytes
 from . import _common
@@ -83,7 +84,7 @@ class Options:
         if mode is not None:
             mode = _common.check_choice("mode", mode, tuple(MODES))
         resolved = _common.resolve_dtype(dtype)
-        if to == "numpy" and resolved is not None and _common.numpy_dtype_of(resolved) is None:
+        if to == "numpy" and resolved is not None and _ml_dtype(resolved) is None:
             raise ConversionError(
                 f"dtype={dtype!r} has no NumPy form; use image.to_torch(..., dtype={resolved}) "
                 "or a NumPy dtype"
@@ -763,17 +764,18 @@ def _final_steps(
     n = math.prod(shape)
     if opts.to == "torch":
         steps.append(Step("view as torch.Tensor (no copy)", _as_tensor))
-        if staged is not None:
-            nb = n * staged.itemsize
-            steps.append(
-                Step(
-                    f"round float32 → {staged} ({format_bytes(nb)})",
-                    _cast_staged,
-                    (staged, opts.scale, what, pixels in SCALE_MAX),
-                    nbytes=nb,
-                    copies=1,
-                )
+    if staged is not None:
+        nb = n * staged.itemsize
+        name = staged if opts.to == "torch" else f"ml_dtypes.{_ml_dtype(staged)}"
+        steps.append(
+            Step(
+                f"round float32 → {name} ({format_bytes(nb)})",
+                _cast_staged,
+                (staged, opts.scale, what, pixels in SCALE_MAX),
+                nbytes=nb,
+                copies=1,
             )
+        )
     if opts.layout == "CHW":
         steps.append(Step("view HWC as CHW (no copy)", _to_chw))
     if opts.to == "torch" and opts.device is not None and opts.device.type != "cpu":
@@ -796,21 +798,38 @@ def _as_tensor(work: Work, _: Any) -> Work:
     return work
 
 
+def _ml_dtype(dtype: torch.dtype) -> np.dtype[Any] | None:
+    """The NumPy dtype ``to_numpy`` gives for ``dtype``: NumPy's own, or ml_dtypes' (bfloat16,
+    float8); ``None`` when there is none."""
+    native = _common.numpy_dtype_of(dtype)
+    if native is not None:
+        return native
+    row = _dtypes.by_torch(dtype)
+    return row.numpy if row is not None and row.kind == "f" else None
+
+
 def _cast_staged(work: Work, arg: tuple[torch.dtype, bool, str, bool]) -> Work:
+    """Round the float32 result to ``dtype`` (a tensor, or an ml_dtypes array), refusing a value
+    that changes unless ``scale=True`` asked for the rounding."""
     dtype, scaled, what, scalable = arg
     staged = work.value
-    work.value = staged.to(dtype)
-    if not scaled:
+    if isinstance(staged, torch.Tensor):
+        work.value = staged.to(dtype)
         back = work.value.float()
-        lost = (back != staged) & ~(staged.isnan() & back.isnan())
-        if lost.any():
-            bad = staged[lost]
-            fixes = "scale=True to rescale or " if scalable else ""
-            raise LossyConversionError(
-                f"{what}: {int(bad.numel())} pixel value(s) do not fit {dtype} exactly "
-                f"(min {bad.min().item()!r}, max {bad.max().item()!r}); nothing is rounded "
-                f"silently: pass {fixes}dtype=None to keep the stored values, or a wider dtype"
-            )
+        lost = ((back != staged) & ~(staged.isnan() & back.isnan())).numpy()
+        staged = staged.numpy()
+    else:
+        work.value = staged.astype(_ml_dtype(dtype))
+        back = work.value.astype(np.float32)
+        lost = (back != staged) & ~(np.isnan(staged) & np.isnan(back))
+    if not scaled and lost.any():
+        bad = staged[lost]
+        fixes = "scale=True to rescale or " if scalable else ""
+        raise LossyConversionError(
+            f"{what}: {int(bad.size)} pixel value(s) do not fit {dtype} exactly "
+            f"({_common.span(bad)}); nothing is rounded "
+            f"silently: pass {fixes}dtype=None to keep the stored values, or a wider dtype"
+        )
     return work
 
 
