@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -273,3 +274,41 @@ def test_to_numpy_into_an_ml_dtypes_float(dtype):
     assert np.array_equal(got.view(bits.dtype), bits)
     with pytest.raises(tb.LossyConversionError, match=r"1 pixel value.*scale=True"):
         ti.to_numpy(np.array([[257, 1]], np.uint16), dtype=dtype)
+
+
+def test_a_batch_of_paths_holds_one_file_open_at_a_time(tmp_path):
+    """A batch of more files than the process may hold open at once reads (each file is opened
+    to plan it and again to read it, closed in between); values are Pillow's own."""
+    resource = pytest.importorskip("resource")
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counts open files through /proc")
+    paths = []
+    for i in range(120):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("L", (3, 2), i).save(paths[-1])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 40, hard))
+    try:
+        out = ti.to_torch(paths)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert out.shape == (120, 1, 2, 3)
+    assert out[:, 0, 0, 0].tolist() == list(range(120))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_an_uncompressed_tiff_opened_by_name_is_oriented_right(tmp_path, orientation):
+    """A TIFF path, or Image.open(path), reads as a stream-opened TIFF shows it with
+    ImageOps.exif_transpose (Pillow's memory-mapped read of a named file turns 5–8 wrongly);
+    the caller's image keeps its filename; exif=False gives the stored pixels."""
+    stored = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    path = tmp_path / "o.tif"
+    Image.fromarray(stored).save(path, tiffinfo={0x0112: orientation})
+    with Image.open(io.BytesIO(path.read_bytes())) as streamed:
+        want = np.asarray(ImageOps.exif_transpose(streamed))
+    assert np.array_equal(ti.to_numpy(path)[..., 0], want)
+    with Image.open(path) as img:
+        assert np.array_equal(ti.to_numpy(img)[..., 0], want)
+        assert img.filename == str(path)
+    with Image.open(path) as img:
+        assert np.array_equal(ti.to_numpy([img, path], exif=False)[:, :, :, 0], [stored, stored])

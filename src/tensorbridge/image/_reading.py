@@ -124,16 +124,19 @@ class Item:
     shape: tuple[int, ...] = ()
     dtype: np.dtype[Any] = field(default_factory=lambda: np.dtype(np.uint8))  # native pixels
     summary: str = ""  # "RGB 64×48" for batch mismatch messages
+    path: Any = None  # a file opened here: closed after planning, opened again to read
     read: tuple[Any, str, int] | None = None  # PIL images: (mode row, expansion, channels)
 
 
 class Work:
     """What the steps act on: the current image per item, the output buffer, the result."""
 
-    __slots__ = ("images", "out", "value")
+    __slots__ = ("images", "opened", "out", "stack", "value")
 
-    def __init__(self, images: list[Any]) -> None:
+    def __init__(self, images: list[Any], stack: contextlib.ExitStack) -> None:
         self.images = images
+        self.stack = stack
+        self.opened: dict[int, Image.Image] = {}  # files opened while running, by item
         self.out: np.ndarray | None = None
         self.value: Any = None
 
@@ -216,11 +219,15 @@ def _not_loaded(img: Image.Image) -> bool:
     return bool(getattr(img, "tile", None)) or getattr(img, "_im", True) is None
 
 
-def _decode(work: Work, arg: tuple[int, str]) -> Work:
-    i, what = arg
+def _decode(work: Work, arg: tuple[int, str, tuple[str, tuple[int, int]]]) -> Work:
+    i, what, planned = arg
     img = work.images[i]
+    if not isinstance(img, Image.Image):  # a path: planned from its header, opened again now
+        img = work.images[i] = work.opened[i] = _open(img, work.stack)
+        if (img.mode, img.size) != planned:
+            raise ConversionError(f"{what}: the file changed while it was read; read it again")
     try:
-        with _common.pillow_warnings(what):
+        with _common.pillow_warnings(what), _streamed(img):
             img.load()
     except ConversionError:
         raise
@@ -232,6 +239,21 @@ def _decode(work: Work, arg: tuple[int, str]) -> Work:
             "the file is damaged or not what its format says; re-export it",
         ) from exc
     return work
+
+
+@contextlib.contextmanager
+def _streamed(img: Image.Image) -> Iterator[None]:
+    """Decode a TIFF through its file object, never memory-mapped: Pillow maps an uncompressed
+    TIFF opened by name and then turns it wrongly for orientations 5–8 (read from a stream, it
+    turns it right). The name is put back at once."""
+    name = getattr(img, "filename", "") if img.format == "TIFF" else ""
+    if name:
+        img.filename = ""  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if name:
+            img.filename = name  # type: ignore[attr-defined]
 
 
 def _transpose(work: Work, arg: tuple[int, Any]) -> Work:
@@ -397,7 +419,7 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
     if by_decoder:  # the size Pillow reports is already the oriented one
         stored = stored_size(img)
         size = (stored[1], stored[0]) if orientation in (5, 6, 7, 8) else stored
-    if _not_loaded(img):
+    if _not_loaded(img) or item.path is not None:
         oriented = (
             f", which applies EXIF orientation {orientation} ({ORIENTATIONS[orientation][1]})"
             if by_decoder
@@ -408,7 +430,7 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
                 f"decode {img.format or 'the file'} with Pillow{oriented} "
                 f"({format_bytes(pillow_nbytes(mode, size))})",
                 _decode,
-                (index, what),
+                (index, what, (img.mode, img.size)),
                 nbytes=pillow_nbytes(mode, size),
                 copies=1,
             )
@@ -617,13 +639,7 @@ def _one(x: Any, stack: contextlib.ExitStack, name: str) -> tuple[Any, str]:
     if isinstance(x, np.ndarray):
         return x, where + describe(x)
     if isinstance(x, (str, os.PathLike)):
-        try:
-            img = _open(x, stack)
-        except ConversionError as exc:
-            if not where:
-                raise
-            raise type(exc)(f"{where}{exc}") from exc.__cause__
-        return img, where + describe_image(img, os.fspath(x))
+        return FileRef(x), where
     if isinstance(x, torch.Tensor):
         raise UnsupportedInputError(
             f"{where}{describe(x)} is already a tensor; tensorbridge.image reads PIL images, "
@@ -634,6 +650,26 @@ def _one(x: Any, stack: contextlib.ExitStack, name: str) -> tuple[Any, str]:
         f"{where}{describe(x)} is not an image; pass a PIL image, a path to an image file, an "
         "HW/HWC/NHWC ndarray, or a list of these"
     )
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A path in the input, opened when its turn to be planned comes."""
+
+    path: Any
+
+
+def _open_item(item: Item, stack: contextlib.ExitStack) -> Image.Image:
+    """Open ``item``'s file; ``item.what`` (its ``img[i] = `` prefix so far) gets its name."""
+    item.path = item.source.path
+    try:
+        img = _open(item.path, stack)
+    except ConversionError as exc:
+        if not item.what:
+            raise
+        raise type(exc)(f"{item.what}{exc}") from exc.__cause__
+    item.what += describe_image(img, os.fspath(item.path))
+    return img
 
 
 def _zero_copy(a: np.ndarray, opts: Options) -> bool:
@@ -650,14 +686,18 @@ def _zero_copy(a: np.ndarray, opts: Options) -> bool:
 def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
     entries, batch = _items(img, stack)
     items = [Item(name, what, obj) for name, obj, what in entries]
-    whole = items[0].what if not batch or len(items) == 1 else f"batch of {len(items)} images"
     if len(entries) == 1 and isinstance(items[0].source, np.ndarray) and items[0].source.ndim == 4:
         return _plan_nhwc(items[0], opts)
     for i, item in enumerate(items):
         if isinstance(item.source, np.ndarray):
             _plan_array(item, item.source, opts.mode)
+        elif isinstance(item.source, FileRef):
+            item.source = _open_item(item, stack)
+            _plan_image(item, item.source, opts, batch, i)
+            item.source.close()  # opened again to read: a batch holds one file open at a time
         else:
             _plan_image(item, item.source, opts, batch, i)
+    whole = items[0].what if not batch or len(items) == 1 else f"batch of {len(items)} images"
     first = items[0]
     for item in items[1:]:
         if (item.shape, item.dtype) != (first.shape, first.dtype):
@@ -853,14 +893,16 @@ def run(img: Any, opts: Options) -> Any:
     """Convert ``img`` as ``opts`` say: plan, then run exactly the planned steps."""
     with contextlib.ExitStack() as stack:
         planned = _plan(img, opts, stack)
-        work = Work([it.source for it in planned.items])
+        work = Work([it.source if it.path is None else it.path for it in planned.items], stack)
         if planned.out_shape is None:
             work.value = planned.items[0].source
         else:
             assert planned.out_dtype is not None
             work.out = np.empty(planned.out_shape, planned.out_dtype)
-        for item in planned.items:
+        for i, item in enumerate(planned.items):
             _common.run_steps(item.steps, work, item.what)
+            if i in work.opened:  # read: its file is closed before the next one opens
+                work.opened.pop(i).close()
         if work.out is not None:
             work.value = work.out
         return _common.run_steps(planned.final, work, planned.what).value
