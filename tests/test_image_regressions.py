@@ -312,3 +312,15 @@ def test_an_uncompressed_tiff_opened_by_name_is_oriented_right(tmp_path, orienta
         assert img.filename == str(path)
     with Image.open(path) as img:
         assert np.array_equal(ti.to_numpy([img, path], exif=False)[:, :, :, 0], [stored, stored])
+
+
+def test_values_that_do_not_fit_report_nan_apart_from_min_and_max():
+    """An F image's NaN, 300.0 and -4.0 into uint8 raise naming the finite extremes (NumPy's
+    nanmin and nanmax of the values that do not fit) and the NaN count, not 'min nan'."""
+    stored = np.array([[np.nan, 300.0, 2.0, np.nan, -4.0]], np.float32)
+    fits = (stored >= 0) & (stored <= 255) & (stored == np.round(stored))  # NaN fits nothing
+    lost = stored[~fits]
+    lo, hi = np.nanmin(lost).item(), np.nanmax(lost).item()
+    pattern = rf"{lost.size} pixel value\(s\).*\(min {lo!r}, max {hi!r}, 2 NaN\)"
+    with pytest.raises(tb.LossyConversionError, match=pattern):
+        ti.to_numpy(Image.fromarray(stored), dtype=np.uint8)

@@ -137,6 +137,8 @@ def pillow_warnings(what: str) -> Iterator[None]:
 
 
 def span(values: np.ndarray) -> str:
-    """``"min -3, max 300"`` of a non-empty array, for messages."""
-    lo, hi = values.min(), values.max()
-    return f"min {lo.item()!r}, max {hi.item()!r}"
+    """``"min -3, max 300"`` of a non-empty array, for messages (NaN counted apart)."""
+    nans = int(np.isnan(values).sum()) if values.dtype.kind == "f" else 0
+    finite = values[~np.isnan(values)] if nans else values
+    text = f"min {finite.min().item()!r}, max {finite.max().item()!r}" if finite.size else ""
+    return ", ".join(filter(None, [text, f"{nans} NaN" if nans else ""]))

@@ -31,6 +31,7 @@ class Store:
         self.scale = scale
         self.what = what
         self.bad = 0
+        self.nans = 0
         self.bad_lo: Any = None
         self.bad_hi: Any = None
         if scale:
@@ -105,9 +106,14 @@ class Store:
         if not same.all():
             lost = block[~same]
             self.bad += int(lost.size)
-            lo, hi = lost.min(), lost.max()
-            self.bad_lo = lo if self.bad_lo is None else min(self.bad_lo, lo)
-            self.bad_hi = hi if self.bad_hi is None else max(self.bad_hi, hi)
+            if lost.dtype.kind == "f":  # NaN is counted apart: it has no place in a min or max
+                nan = np.isnan(lost)
+                self.nans += int(nan.sum())
+                lost = lost[~nan]
+            if lost.size:
+                lo, hi = lost.min(), lost.max()
+                self.bad_lo = lo if self.bad_lo is None else min(self.bad_lo, lo)
+                self.bad_hi = hi if self.bad_hi is None else max(self.bad_hi, hi)
 
     def finish(self) -> None:
         """Raise ``LossyConversionError`` if any value written did not fit."""
@@ -116,9 +122,12 @@ class Store:
         rescales = self.out.kind == "f" or self.out in (np.dtype(np.uint8), np.dtype(np.uint16))
         fixes = ["scale=True to rescale"] if self.src in SCALE_MAX and rescales else []
         fixes.append("dtype=None to keep the stored values")
+        parts = [f"{self.nans} NaN"] if self.nans else []
+        if self.bad_lo is not None:
+            parts.insert(0, f"min {self.bad_lo.item()!r}, max {self.bad_hi.item()!r}")
         raise LossyConversionError(
             f"{self.what}: {self.bad} pixel value(s) do not fit {self.out} exactly "
-            f"(min {self.bad_lo.item()!r}, max {self.bad_hi.item()!r}); nothing is wrapped or "
+            f"({', '.join(parts)}); nothing is wrapped or "
             f"saturated silently: pass {' or '.join(fixes)}, or a wider dtype"
         )
 
