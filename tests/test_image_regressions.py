@@ -324,3 +324,19 @@ def test_values_that_do_not_fit_report_nan_apart_from_min_and_max():
     pattern = rf"{lost.size} pixel value\(s\).*\(min {lo!r}, max {hi!r}, 2 NaN\)"
     with pytest.raises(tb.LossyConversionError, match=pattern):
         ti.to_numpy(Image.fromarray(stored), dtype=np.uint8)
+
+
+def test_a_masked_array_is_refused_and_filled_works():
+    """A masked array raises LossyConversionError in to_torch, to_numpy (alone or in a batch),
+    to_pil and explain, naming .filled(); the filled array converts to NumPy's own values."""
+    m = np.ma.masked_array(np.array([[1, 2]], np.uint8), mask=[[False, True]])
+    for call in (
+        lambda: ti.to_torch(m),
+        lambda: ti.to_numpy([m]),
+        lambda: ti.to_pil(m),
+        lambda: ti.explain(m, to="pil"),
+    ):
+        with pytest.raises(tb.LossyConversionError, match=r"a\.filled\(value\)"):
+            call()
+    assert ti.to_numpy(m.filled(0))[..., 0].tolist() == m.filled(0).tolist()
+    assert np.asarray(ti.to_pil(m.filled(0))).tolist() == m.filled(0).tolist()

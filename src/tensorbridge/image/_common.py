@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._errors import ConversionError
+from .._errors import ConversionError, LossyConversionError
 from .._plan import Step
 
 __all__ = [
     "check_choice",
     "numpy_dtype_of",
     "pillow_warnings",
+    "plain_array",
     "resolve_dtype",
     "run_steps",
     "span",
@@ -87,6 +88,22 @@ def resolve_dtype(dtype: Any) -> torch.dtype | None:
             "floating-point dtype (e.g. dtype=torch.float32)"
         )
     return result
+
+
+def plain_array(a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` as a plain ndarray (a view of a memmap or matrix); a masked array is refused, since
+    its mask would be dropped silently.
+
+    >>> plain_array(np.ma.masked_array([1], mask=[True]), "a")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    tensorbridge._errors.LossyConversionError: a: a masked array's mask ... pass a.filled(value) ...
+    """
+    if isinstance(a, np.ma.MaskedArray):
+        raise LossyConversionError(
+            f"{what}: a masked array's mask has no place in an image; pass a.filled(value) "
+            "(or the pixels a.data and the mask a.mask apart)"
+        )
+    return np.asarray(a)
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:

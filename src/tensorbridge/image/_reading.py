@@ -627,6 +627,8 @@ def _items(img: Any, stack: contextlib.ExitStack) -> tuple[list[tuple[str, Any, 
                 )
             out.append((f"img[{i}]", *_one(x, stack, f"img[{i}]")))
         return out, True
+    if isinstance(img, np.ndarray):
+        img = _common.plain_array(img, describe(img))
     if isinstance(img, np.ndarray) and img.ndim == 4:
         return [("img", img, describe(img))], True
     return [("img", *_one(img, stack, ""))], False
@@ -637,7 +639,7 @@ def _one(x: Any, stack: contextlib.ExitStack, name: str) -> tuple[Any, str]:
     if isinstance(x, Image.Image):
         return x, where + describe_image(x)
     if isinstance(x, np.ndarray):
-        return x, where + describe(x)
+        return _common.plain_array(x, where + describe(x)), where + describe(x)
     if isinstance(x, (str, os.PathLike)):
         return FileRef(x), where
     if isinstance(x, torch.Tensor):

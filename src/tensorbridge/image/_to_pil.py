@@ -348,11 +348,15 @@ def _plan(
 
 def run(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Any:
     """``to_pil``: plan, then run exactly the planned steps."""
+    if isinstance(x, np.ndarray):
+        x = _common.plain_array(x, describe(x))
     what, steps = _plan(x, layout, value_range, overflow, mode)
     return _common.run_steps(steps, x, what)
 
 
 def explain(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Plan:
     """The plan ``run`` executes for ``x``."""
+    if isinstance(x, np.ndarray):
+        x = _common.plain_array(x, describe(x))
     what, steps = _plan(x, layout, value_range, overflow, mode)
     return Plan.from_steps("pil", what, steps)
