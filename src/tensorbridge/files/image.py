@@ -242,7 +242,7 @@ def info(path: str | os.PathLike[str]) -> FileInfo:
         )
     try:
         with _common.pillow_warnings(str(path)), Image.open(path) as img:
-            mode, (w, h), fmt = img.mode, img.size, img.format
+            mode, (w, h), fmt = img.mode, _reading.stored_size(img), img.format
             rawmode = img.tile[0][3] if img.tile and isinstance(img.tile[0][3], str) else ""
             orientation = img.getexif().get(0x0112, 1)
             palette = _palette(img)

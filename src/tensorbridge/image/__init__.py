@@ -115,10 +115,11 @@ def explain(obj: Any, /, to: str = "torch", **kwargs: Any) -> Plan:
       3. view HWC as CHW (no copy)
       = 1 copy, 96 B copied, no memory shared, no device sync
     """
-    if to == "pil":
-        return _to_pil.explain(obj, *_pil_args(**kwargs))
-    if to not in ("torch", "numpy"):
+    if to not in ("torch", "numpy", "pil"):
         raise TypeError(f"to must be 'torch', 'numpy' or 'pil', not {to!r}")
+    if to == "pil":
+        _check_keywords(to, kwargs, ("layout", "value_range", "overflow", "mode"))
+        return _to_pil.explain(obj, *_pil_args(**kwargs))
     defaults: dict[str, Any] = {
         "layout": "CHW" if to == "torch" else "HWC",
         "dtype": None,
@@ -129,11 +130,7 @@ def explain(obj: Any, /, to: str = "torch", **kwargs: Any) -> Plan:
     }
     if to == "torch":
         defaults["device"] = None
-    unknown = set(kwargs) - set(defaults)
-    if unknown:
-        raise TypeError(
-            f"to_{to}() got unexpected keyword argument(s) {', '.join(sorted(unknown))}"
-        )
+    _check_keywords(to, kwargs, tuple(defaults))
     defaults.update(kwargs)
     opts = _reading.Options.make(to, **defaults)
     return _reading.explain(obj, opts)
@@ -146,3 +143,11 @@ def _pil_args(
     mode: str | None = None,
 ) -> tuple[Any, ...]:
     return layout, value_range, overflow, mode
+
+
+def _check_keywords(to: str, kwargs: dict[str, Any], known: tuple[str, ...]) -> None:
+    unknown = set(kwargs) - set(known)
+    if unknown:
+        raise TypeError(
+            f"to_{to}() got unexpected keyword argument(s) {', '.join(sorted(unknown))}"
+        )

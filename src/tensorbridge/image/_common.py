@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._errors import ConversionError
+from .._errors import ConversionError, LossyConversionError
 from .._plan import Step
 
 __all__ = [
     "check_choice",
     "numpy_dtype_of",
     "pillow_warnings",
+    "plain_array",
     "resolve_dtype",
     "run_steps",
     "span",
@@ -89,6 +90,22 @@ def resolve_dtype(dtype: Any) -> torch.dtype | None:
     return result
 
 
+def plain_array(a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` as a plain ndarray (a view of a memmap or matrix); a masked array is refused, since
+    its mask would be dropped silently.
+
+    >>> plain_array(np.ma.masked_array([1], mask=[True]), "a")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    tensorbridge._errors.LossyConversionError: a: a masked array's mask ... pass a.filled(value) ...
+    """
+    if isinstance(a, np.ma.MaskedArray):
+        raise LossyConversionError(
+            f"{what}: a masked array's mask has no place in an image; pass a.filled(value) "
+            "(or the pixels a.data and the mask a.mask apart)"
+        )
+    return np.asarray(a)
+
+
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     """``value`` if it is one of ``choices``; a ``TypeError``/``ConversionError`` naming them."""
     if not isinstance(value, str):
@@ -137,6 +154,8 @@ def pillow_warnings(what: str) -> Iterator[None]:
 
 
 def span(values: np.ndarray) -> str:
-    """``"min -3, max 300"`` of a non-empty array, for messages."""
-    lo, hi = values.min(), values.max()
-    return f"min {lo.item()!r}, max {hi.item()!r}"
+    """``"min -3, max 300"`` of a non-empty array, for messages (NaN counted apart)."""
+    nans = int(np.isnan(values).sum()) if values.dtype.kind == "f" else 0
+    finite = values[~np.isnan(values)] if nans else values
+    text = f"min {finite.min().item()!r}, max {finite.max().item()!r}" if finite.size else ""
+    return ", ".join(filter(None, [text, f"{nans} NaN" if nans else ""]))

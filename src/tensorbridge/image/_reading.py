@@ -12,6 +12,8 @@ so a scaled float result costs no intermediate full-size buffer.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import math
 import os
 import warnings
@@ -23,13 +25,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import _dtypes
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from .._plan import Plan, Step, format_bytes
 from . import _common
 from ._modes import MODES, RAW_ONLY, describe_image, pillow_nbytes
-from ._store import Store
+from ._store import SCALE_MAX, Store
 
-__all__ = ["Options", "explain", "run"]
+__all__ = ["Options", "explain", "run", "stored_size"]
 
 BLOCK_BYTES = 256 << 10  # rows read from Pillow per call: small enough to stay in cache
 
@@ -43,6 +46,9 @@ ORIENTATIONS = {
     8: (Image.Transpose.ROTATE_90, "rotate 90° counter-clockwise"),
 }
 """EXIF orientation tag value → the Pillow transpose a viewer applies, and its name."""
+
+UNDO = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+"""The two orientations that are not their own inverse: the transpose that undoes each."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class Options:
         if mode is not None:
             mode = _common.check_choice("mode", mode, tuple(MODES))
         resolved = _common.resolve_dtype(dtype)
-        if to == "numpy" and resolved is not None and _common.numpy_dtype_of(resolved) is None:
+        if to == "numpy" and resolved is not None and _ml_dtype(resolved) is None:
             raise ConversionError(
                 f"dtype={dtype!r} has no NumPy form; use image.to_torch(..., dtype={resolved}) "
                 "or a NumPy dtype"
@@ -118,16 +124,19 @@ class Item:
     shape: tuple[int, ...] = ()
     dtype: np.dtype[Any] = field(default_factory=lambda: np.dtype(np.uint8))  # native pixels
     summary: str = ""  # "RGB 64×48" for batch mismatch messages
+    path: Any = None  # a file opened here: closed after planning, opened again to read
     read: tuple[Any, str, int] | None = None  # PIL images: (mode row, expansion, channels)
 
 
 class Work:
     """What the steps act on: the current image per item, the output buffer, the result."""
 
-    __slots__ = ("images", "out", "value")
+    __slots__ = ("images", "opened", "out", "stack", "value")
 
-    def __init__(self, images: list[Any]) -> None:
+    def __init__(self, images: list[Any], stack: contextlib.ExitStack) -> None:
         self.images = images
+        self.stack = stack
+        self.opened: dict[int, Image.Image] = {}  # files opened while running, by item
         self.out: np.ndarray | None = None
         self.value: Any = None
 
@@ -142,11 +151,25 @@ def _orientation(img: Image.Image, what: str) -> int:
     except ConversionError:
         raise
     except Exception as exc:
-        raise ConversionError(
-            f"{what}: its EXIF data cannot be read ({type(exc).__name__}: {exc}); pass exif=False "
-            "to read the pixels as stored"
+        raise _unreadable(
+            what,
+            exc,
+            "its EXIF data cannot be read",
+            "pass exif=False to read the pixels as stored",
         ) from exc
     return value if value in ORIENTATIONS else 1
+
+
+def _unreadable(what: str, exc: Exception, problem: str, fix: str) -> ConversionError:
+    """The error for a file Pillow fails on; a truncated file names the one setting that reads
+    it anyway (no other argument helps: the pixels are missing)."""
+    if "truncated" in str(exc):
+        problem = "the file is truncated"
+        fix = (
+            "if the missing pixels may be filled in, set PIL.ImageFile.LOAD_TRUNCATED_IMAGES = "
+            "True first"
+        )
+    return ConversionError(f"{what}: {problem} ({type(exc).__name__}: {exc}); {fix}")
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -168,23 +191,69 @@ def _reduced_by_pillow(img: Image.Image) -> bool:
     )
 
 
+def _decoder_orients(img: Image.Image) -> bool:
+    """Whether decoding this lazily opened image applies its EXIF orientation inside Pillow
+    (recent Pillow's TIFF reader turns the pixels while loading and drops the tag)."""
+    return img.format == "TIFF" and _not_loaded(img) and _tiff_reader_orients()
+
+
+def stored_size(img: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` as the file stores the pixels (before any EXIF orientation)."""
+    if _decoder_orients(img):  # Pillow reports the size the turn it will make gives
+        return tuple(getattr(img, "_tile_size", img.size))
+    return img.size
+
+
+@functools.cache
+def _tiff_reader_orients() -> bool:
+    """Asked of the installed Pillow once: does loading a TIFF with orientation 2 mirror it?"""
+    buf = io.BytesIO()
+    Image.frombytes("L", (2, 1), b"\x00\x01").save(buf, "TIFF", tiffinfo={0x0112: 2})
+    with warnings.catch_warnings(), Image.open(buf) as img:
+        warnings.simplefilter("ignore")
+        return bool(img.getpixel((0, 0)) == 1)
+
+
 def _not_loaded(img: Image.Image) -> bool:
     """Whether Pillow has yet to decode the file behind ``img`` (opened lazily)."""
     return bool(getattr(img, "tile", None)) or getattr(img, "_im", True) is None
 
 
-def _decode(work: Work, i: int) -> Work:
+def _decode(work: Work, arg: tuple[int, str, tuple[str, tuple[int, int]]]) -> Work:
+    i, what, planned = arg
     img = work.images[i]
+    if not isinstance(img, Image.Image):  # a path: planned from its header, opened again now
+        img = work.images[i] = work.opened[i] = _open(img, work.stack)
+        if (img.mode, img.size) != planned:
+            raise ConversionError(f"{what}: the file changed while it was read; read it again")
     try:
-        with _common.pillow_warnings(describe_image(img)):
+        with _common.pillow_warnings(what), _streamed(img):
             img.load()
     except ConversionError:
         raise
     except Exception as exc:
-        raise ConversionError(
-            f"{describe_image(img)}: Pillow cannot decode it ({type(exc).__name__}: {exc})"
+        raise _unreadable(
+            what,
+            exc,
+            "Pillow cannot decode it",
+            "the file is damaged or not what its format says; re-export it",
         ) from exc
     return work
+
+
+@contextlib.contextmanager
+def _streamed(img: Image.Image) -> Iterator[None]:
+    """Decode a TIFF through its file object, never memory-mapped: Pillow maps an uncompressed
+    TIFF opened by name and then turns it wrongly for orientations 5–8 (read from a stream, it
+    turns it right). The name is put back at once."""
+    name = getattr(img, "filename", "") if img.format == "TIFF" else ""
+    if name:
+        img.filename = ""  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if name:
+            img.filename = name  # type: ignore[attr-defined]
 
 
 def _transpose(work: Work, arg: tuple[int, Any]) -> Work:
@@ -311,12 +380,16 @@ def _open(path: Any, stack: contextlib.ExitStack) -> Image.Image:
         ) from None
     except FileNotFoundError:
         raise ConversionError(f"{name!r}: no such file") from None
+    except IsADirectoryError:
+        raise ConversionError(
+            f"{name!r} is a directory; pass the path of an image file (or a list of them)"
+        ) from None
     except Image.UnidentifiedImageError:
         raise ConversionError(f"{name!r} is not an image file Pillow can read") from None
     except OSError as exc:
         raise ConversionError(f"cannot open {name!r}: {exc.strerror or exc}") from exc
     frames = getattr(img, "n_frames", 1)
-    if frames > 1:
+    if frames > 1 and img.format != "MPO":  # a camera's MPO JPEG: its first frame is the photo
         raise ConversionError(
             f"{name!r} holds {frames} frames and tensorbridge.image reads one image; "
             "open it with Pillow and pass the frames as a batch: "
@@ -341,26 +414,40 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
             f"{what}: the file stores 16 bits per channel and Pillow reads mode {mode} as 8 bits; "
             f"pass mode={mode!r} to accept the 8-bit values"
         )
-    if _not_loaded(img):
+    orientation = _orientation(img, what) if opts.exif or _decoder_orients(img) else 1
+    by_decoder = orientation != 1 and _decoder_orients(img)
+    if by_decoder:  # the size Pillow reports is already the oriented one
+        stored = stored_size(img)
+        size = (stored[1], stored[0]) if orientation in (5, 6, 7, 8) else stored
+    if _not_loaded(img) or item.path is not None:
+        oriented = (
+            f", which applies EXIF orientation {orientation} ({ORIENTATIONS[orientation][1]})"
+            if by_decoder
+            else ""
+        )
         item.steps.append(
             Step(
-                f"decode {img.format or 'the file'} with Pillow "
+                f"decode {img.format or 'the file'} with Pillow{oriented} "
                 f"({format_bytes(pillow_nbytes(mode, size))})",
                 _decode,
-                index,
+                (index, what, (img.mode, img.size)),
                 nbytes=pillow_nbytes(mode, size),
                 copies=1,
             )
         )
-    if opts.exif and (orientation := _orientation(img, what)) != 1:
+    if orientation != 1 and opts.exif != by_decoder:
         method, name = ORIENTATIONS[orientation]
+        if by_decoder:  # exif=False: the decoder's turn is undone, to give the stored pixels
+            method = UNDO.get(orientation, method)
+            name = f"undo the {name} Pillow's TIFF decoder applied, to read the pixels as stored"
+        else:
+            name = f"apply EXIF orientation {orientation} ({name}) with Pillow, as viewers do"
         if orientation in (5, 6, 7, 8):
             size = (size[1], size[0])
         n = pillow_nbytes(mode, size)
         item.steps.append(
             Step(
-                f"apply EXIF orientation {orientation} ({name}) with Pillow, as a "
-                f"viewer shows it ({format_bytes(n)})",
+                f"{name} ({format_bytes(n)})",
                 _transpose,
                 (index, method),
                 nbytes=n,
@@ -463,7 +550,7 @@ def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int
     )
 
 
-def _plan_array(item: Item, a: np.ndarray) -> None:
+def _plan_array(item: Item, a: np.ndarray, mode: str | None = None) -> None:
     if a.dtype.kind not in "biuf" or _common.torch_dtype_of(a.dtype) is None:
         raise UnsupportedInputError(
             f"{item.what}: dtype {a.dtype} is not a pixel dtype; cast it to uint8, uint16, int32 "
@@ -477,6 +564,23 @@ def _plan_array(item: Item, a: np.ndarray) -> None:
     item.shape = tuple(a.shape) if a.ndim == 3 else (*a.shape, 1)
     item.dtype = a.dtype.newbyteorder("=")
     item.summary = f"array {a.dtype} {a.shape}"
+    _check_array_mode(item, mode)
+
+
+def _check_array_mode(item: Item, mode: str | None) -> None:
+    """``mode=`` converts PIL images; an array's pixels are taken as they are, so a mode they
+    are not is refused rather than ignored."""
+    row = MODES.get(mode or "")
+    if row is None or (
+        mode not in ("P", "PA")
+        and (item.shape[-1], item.dtype) == (row.channels, row.dtype.newbyteorder("="))
+    ):
+        return
+    raise ConversionError(
+        f"{item.what}: mode={mode!r} converts PIL images with Pillow, and an array's pixels "
+        f"({item.shape[-1]} channel(s) of {item.dtype}) are not mode {mode}; pass mode=None to "
+        f"take them as they are, or convert them first (Image.fromarray(a).convert({mode!r}))"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,6 +627,8 @@ def _items(img: Any, stack: contextlib.ExitStack) -> tuple[list[tuple[str, Any, 
                 )
             out.append((f"img[{i}]", *_one(x, stack, f"img[{i}]")))
         return out, True
+    if isinstance(img, np.ndarray):
+        img = _common.plain_array(img, describe(img))
     if isinstance(img, np.ndarray) and img.ndim == 4:
         return [("img", img, describe(img))], True
     return [("img", *_one(img, stack, ""))], False
@@ -533,10 +639,9 @@ def _one(x: Any, stack: contextlib.ExitStack, name: str) -> tuple[Any, str]:
     if isinstance(x, Image.Image):
         return x, where + describe_image(x)
     if isinstance(x, np.ndarray):
-        return x, where + describe(x)
+        return _common.plain_array(x, where + describe(x)), where + describe(x)
     if isinstance(x, (str, os.PathLike)):
-        img = _open(x, stack)
-        return img, where + describe_image(img, os.fspath(x))
+        return FileRef(x), where
     if isinstance(x, torch.Tensor):
         raise UnsupportedInputError(
             f"{where}{describe(x)} is already a tensor; tensorbridge.image reads PIL images, "
@@ -547,6 +652,26 @@ def _one(x: Any, stack: contextlib.ExitStack, name: str) -> tuple[Any, str]:
         f"{where}{describe(x)} is not an image; pass a PIL image, a path to an image file, an "
         "HW/HWC/NHWC ndarray, or a list of these"
     )
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A path in the input, opened when its turn to be planned comes."""
+
+    path: Any
+
+
+def _open_item(item: Item, stack: contextlib.ExitStack) -> Image.Image:
+    """Open ``item``'s file; ``item.what`` (its ``img[i] = `` prefix so far) gets its name."""
+    item.path = item.source.path
+    try:
+        img = _open(item.path, stack)
+    except ConversionError as exc:
+        if not item.what:
+            raise
+        raise type(exc)(f"{item.what}{exc}") from exc.__cause__
+    item.what += describe_image(img, os.fspath(item.path))
+    return img
 
 
 def _zero_copy(a: np.ndarray, opts: Options) -> bool:
@@ -563,14 +688,18 @@ def _zero_copy(a: np.ndarray, opts: Options) -> bool:
 def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
     entries, batch = _items(img, stack)
     items = [Item(name, what, obj) for name, obj, what in entries]
-    whole = items[0].what if not batch or len(items) == 1 else f"batch of {len(items)} images"
     if len(entries) == 1 and isinstance(items[0].source, np.ndarray) and items[0].source.ndim == 4:
         return _plan_nhwc(items[0], opts)
     for i, item in enumerate(items):
         if isinstance(item.source, np.ndarray):
-            _plan_array(item, item.source)
+            _plan_array(item, item.source, opts.mode)
+        elif isinstance(item.source, FileRef):
+            item.source = _open_item(item, stack)
+            _plan_image(item, item.source, opts, batch, i)
+            item.source.close()  # opened again to read: a batch holds one file open at a time
         else:
             _plan_image(item, item.source, opts, batch, i)
+    whole = items[0].what if not batch or len(items) == 1 else f"batch of {len(items)} images"
     first = items[0]
     for item in items[1:]:
         if (item.shape, item.dtype) != (first.shape, first.dtype):
@@ -601,7 +730,7 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
             )
         else:
             item.steps.append(_read_step(item, i, store, batch, per_item))
-    final = _final_steps(opts, shape, out_np, staged)
+    final = _final_steps(opts, shape, out_np, staged, what=whole, pixels=first.dtype)
     return Planned(whole, items, batch, shape, out_np, final)
 
 
@@ -610,6 +739,8 @@ def _plan_nhwc(item: Item, opts: Options) -> Planned:
     if a.dtype.kind not in "biuf" or _common.torch_dtype_of(a.dtype) is None:
         _plan_array(item, a[0])  # raises the dtype error
     item.name = "img"
+    item.shape, item.dtype = a.shape[1:], a.dtype.newbyteorder("=")
+    _check_array_mode(item, opts.mode)
     if _zero_copy(a, opts):
         return Planned(
             item.what, [item], False, None, None, _view_steps(False, opts, a.shape, a.dtype)
@@ -627,7 +758,14 @@ def _plan_nhwc(item: Item, opts: Options) -> Planned:
         )
     )
     return Planned(
-        item.what, [item], False, a.shape, out_np, _final_steps(opts, a.shape, out_np, staged)
+        item.what,
+        [item],
+        False,
+        a.shape,
+        out_np,
+        _final_steps(
+            opts, a.shape, out_np, staged, what=item.what, pixels=a.dtype.newbyteorder("=")
+        ),
     )
 
 
@@ -661,22 +799,25 @@ def _final_steps(
     dtype: np.dtype[Any],
     staged: torch.dtype | None,
     input_view: bool = False,
+    what: str = "",
+    pixels: np.dtype[Any] | None = None,
 ) -> list[Step]:
     steps: list[Step] = []
     n = math.prod(shape)
     if opts.to == "torch":
         steps.append(Step("view as torch.Tensor (no copy)", _as_tensor))
-        if staged is not None:
-            nb = n * staged.itemsize
-            steps.append(
-                Step(
-                    f"round float32 → {staged} ({format_bytes(nb)})",
-                    _cast_staged,
-                    (staged, opts.scale),
-                    nbytes=nb,
-                    copies=1,
-                )
+    if staged is not None:
+        nb = n * staged.itemsize
+        name = staged if opts.to == "torch" else f"ml_dtypes.{_ml_dtype(staged)}"
+        steps.append(
+            Step(
+                f"round float32 → {name} ({format_bytes(nb)})",
+                _cast_staged,
+                (staged, opts.scale, what, pixels in SCALE_MAX),
+                nbytes=nb,
+                copies=1,
             )
+        )
     if opts.layout == "CHW":
         steps.append(Step("view HWC as CHW (no copy)", _to_chw))
     if opts.to == "torch" and opts.device is not None and opts.device.type != "cpu":
@@ -699,16 +840,37 @@ def _as_tensor(work: Work, _: Any) -> Work:
     return work
 
 
-def _cast_staged(work: Work, arg: tuple[torch.dtype, bool]) -> Work:
-    dtype, scaled = arg
+def _ml_dtype(dtype: torch.dtype) -> np.dtype[Any] | None:
+    """The NumPy dtype ``to_numpy`` gives for ``dtype``: NumPy's own, or ml_dtypes' (bfloat16,
+    float8); ``None`` when there is none."""
+    native = _common.numpy_dtype_of(dtype)
+    if native is not None:
+        return native
+    row = _dtypes.by_torch(dtype)
+    return row.numpy if row is not None and row.kind == "f" else None
+
+
+def _cast_staged(work: Work, arg: tuple[torch.dtype, bool, str, bool]) -> Work:
+    """Round the float32 result to ``dtype`` (a tensor, or an ml_dtypes array), refusing a value
+    that changes unless ``scale=True`` asked for the rounding."""
+    dtype, scaled, what, scalable = arg
     staged = work.value
-    work.value = staged.to(dtype)
-    if not scaled and not torch.equal(work.value.float(), staged):
-        bad = staged[work.value.float() != staged]
+    if isinstance(staged, torch.Tensor):
+        work.value = staged.to(dtype)
+        back = work.value.float()
+        lost = ((back != staged) & ~(staged.isnan() & back.isnan())).numpy()
+        staged = staged.numpy()
+    else:
+        work.value = staged.astype(_ml_dtype(dtype))
+        back = work.value.astype(np.float32)
+        lost = (back != staged) & ~(np.isnan(staged) & np.isnan(back))
+    if not scaled and lost.any():
+        bad = staged[lost]
+        fixes = "scale=True to rescale or " if scalable else ""
         raise LossyConversionError(
-            f"{int(bad.numel())} pixel value(s) do not fit {dtype} exactly "
-            f"(min {bad.min().item()!r}, max {bad.max().item()!r}); pass scale=True, "
-            "dtype=None to keep the stored values, or a wider dtype"
+            f"{what}: {int(bad.size)} pixel value(s) do not fit {dtype} exactly "
+            f"({_common.span(bad)}); nothing is rounded "
+            f"silently: pass {fixes}dtype=None to keep the stored values, or a wider dtype"
         )
     return work
 
@@ -733,14 +895,16 @@ def run(img: Any, opts: Options) -> Any:
     """Convert ``img`` as ``opts`` say: plan, then run exactly the planned steps."""
     with contextlib.ExitStack() as stack:
         planned = _plan(img, opts, stack)
-        work = Work([it.source for it in planned.items])
+        work = Work([it.source if it.path is None else it.path for it in planned.items], stack)
         if planned.out_shape is None:
             work.value = planned.items[0].source
         else:
             assert planned.out_dtype is not None
             work.out = np.empty(planned.out_shape, planned.out_dtype)
-        for item in planned.items:
+        for i, item in enumerate(planned.items):
             _common.run_steps(item.steps, work, item.what)
+            if i in work.opened:  # read: its file is closed before the next one opens
+                work.opened.pop(i).close()
         if work.out is not None:
             work.value = work.out
         return _common.run_steps(planned.final, work, planned.what).value

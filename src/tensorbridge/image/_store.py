@@ -31,6 +31,7 @@ class Store:
         self.scale = scale
         self.what = what
         self.bad = 0
+        self.nans = 0
         self.bad_lo: Any = None
         self.bad_hi: Any = None
         if scale:
@@ -53,7 +54,7 @@ class Store:
                 )
         else:
             self.kind = "same" if self.src == out else "cast"
-        self.checked = self.kind == "cast" and not np.can_cast(self.src, out, "safe")
+        self.checked = self.kind == "cast" and not _exact(self.src, out)
 
     @property
     def text(self) -> str:
@@ -86,35 +87,56 @@ class Store:
                     self._check(block, dest)
 
     def _divide(self, block: np.ndarray, dest: np.ndarray) -> None:
-        # IEEE division of exact operands is correctly rounded; float16 goes through float32,
-        # whose rounding then to float16 is exact for a quotient (24 >= 2 * 11 + 2 bits).
-        if self.out == np.float64:
-            np.divide(block, np.float64(self.max), out=dest, dtype=np.float64)
-        elif self.out == np.float32:
+        # IEEE division of exact operands is correctly rounded. float16 goes through float64: a
+        # 16-bit v / 65535 can lie within 2**-28 of a float16 tie, so a float32 quotient rounded
+        # again to float16 is wrong twice in 65536 values; a float64 one is never near enough.
+        if self.out == np.float32:
             np.divide(block, np.float32(self.max), out=dest, dtype=np.float32)
+        elif self.out == np.float64:
+            np.divide(block, np.float64(self.max), out=dest, dtype=np.float64)
         else:
-            dest[...] = np.divide(block, np.float32(self.max), dtype=np.float32)
+            dest[...] = np.divide(block, np.float64(self.max), dtype=np.float64)
 
     def _check(self, block: np.ndarray, dest: np.ndarray) -> None:
-        back = dest.astype(block.dtype)
-        same = back == block
-        if block.dtype.kind == "f":
-            same |= np.isnan(block) & np.isnan(back)
+        # both tests: a wrap (200 → int8 -56) casts back to 200, and a rounding (2**53 + 1 →
+        # float32) compares equal in float64; NumPy compares mixed dtypes by value
+        same = (dest == block) & (dest.astype(block.dtype) == block)
+        if block.dtype.kind == "f" and dest.dtype.kind == "f":
+            same |= np.isnan(block) & np.isnan(dest)
         if not same.all():
             lost = block[~same]
             self.bad += int(lost.size)
-            lo, hi = lost.min(), lost.max()
-            self.bad_lo = lo if self.bad_lo is None else min(self.bad_lo, lo)
-            self.bad_hi = hi if self.bad_hi is None else max(self.bad_hi, hi)
+            if lost.dtype.kind == "f":  # NaN is counted apart: it has no place in a min or max
+                nan = np.isnan(lost)
+                self.nans += int(nan.sum())
+                lost = lost[~nan]
+            if lost.size:
+                lo, hi = lost.min(), lost.max()
+                self.bad_lo = lo if self.bad_lo is None else min(self.bad_lo, lo)
+                self.bad_hi = hi if self.bad_hi is None else max(self.bad_hi, hi)
 
     def finish(self) -> None:
         """Raise ``LossyConversionError`` if any value written did not fit."""
         if not self.bad:
             return
-        fixes = ["scale=True to rescale"] if self.src in SCALE_MAX else []
+        rescales = self.out.kind == "f" or self.out in (np.dtype(np.uint8), np.dtype(np.uint16))
+        fixes = ["scale=True to rescale"] if self.src in SCALE_MAX and rescales else []
         fixes.append("dtype=None to keep the stored values")
+        parts = [f"{self.nans} NaN"] if self.nans else []
+        if self.bad_lo is not None:
+            parts.insert(0, f"min {self.bad_lo.item()!r}, max {self.bad_hi.item()!r}")
         raise LossyConversionError(
             f"{self.what}: {self.bad} pixel value(s) do not fit {self.out} exactly "
-            f"(min {self.bad_lo.item()!r}, max {self.bad_hi.item()!r}); nothing is wrapped or "
+            f"({', '.join(parts)}); nothing is wrapped or "
             f"saturated silently: pass {' or '.join(fixes)}, or a wider dtype"
         )
+
+
+def _exact(src: np.dtype[Any], out: np.dtype[Any]) -> bool:
+    """Whether every ``src`` value has an exact ``out`` value (NumPy calls int64 → float64 safe,
+    but 2**53 + 1 has no float64 form)."""
+    if not np.can_cast(src, out, "safe"):
+        return False
+    if src.kind in "iu" and out.kind == "f":
+        return src.itemsize * 8 - (src.kind == "i") <= np.finfo(out).nmant + 1
+    return True

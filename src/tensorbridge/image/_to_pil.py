@@ -58,12 +58,14 @@ def _check_range(value_range: Any) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _fail_dtype(what: str, dtype: np.dtype[Any], c: int, layout_note: str) -> ConversionError:
+def _fail_dtype(
+    what: str, dtype: np.dtype[Any], c: int, layout_note: str, name: str = ""
+) -> ConversionError:
     one = c == 1
     if dtype.kind == "f":
         also = " or cast it to float32 for an exact mode 'F' image" if one else ""
         return ConversionError(
-            f"{what}: {dtype} pixels{layout_note} have no exact Pillow mode; pass "
+            f"{what}: {name or dtype} pixels{layout_note} have no exact Pillow mode; pass "
             f"value_range=(lo, hi) to map them to uint8 (e.g. value_range=(0, 1)){also}"
         )
     if dtype.kind == "b":
@@ -98,9 +100,14 @@ def _target(
         choices = TO_PIL_MODES[("uint8", c)] + (TO_PIL_MODES[("uint16", 1)] if c == 1 else ())
         chosen = mode or CHANNEL_MODES[c]
         if chosen not in choices:
+            holds = TO_PIL_MODES.get((dtype.name, c), ())
+            drop = (
+                f", or drop value_range to store the values in mode {mode}" if mode in holds else ""
+            )
             raise ConversionError(
                 f"{what}: value_range maps {c} channel(s) to one of modes "
-                f"{', '.join(choices)}, not mode={mode!r}"
+                f"{', '.join(choices)}, not mode={mode!r}; pass mode=None for mode "
+                f"{CHANNEL_MODES[c]}{drop}"
             )
         return chosen, np.dtype(PIXEL_DTYPE.get(chosen, "u1"))
     exact = TO_PIL_MODES.get((dtype.name, c))
@@ -109,10 +116,16 @@ def _target(
     chosen = mode or exact[0]
     if chosen not in exact:
         mapped = TO_PIL_MODES[("uint8", c)] + (TO_PIL_MODES[("uint16", 1)] if c == 1 else ())
-        hint = f"; pass value_range=(lo, hi) to map them to mode {mode}" if mode in mapped else ""
+        holders = [name for (name, n), modes in TO_PIL_MODES.items() if n == c and mode in modes]
+        if mode in mapped:
+            hint = f"pass value_range=(lo, hi) to map them to mode {mode}, or mode=None"
+        elif holders:
+            hint = f"cast them to {holders[0]} first for mode {mode}, or pass mode=None"
+        else:
+            hint = "pass mode=None"
         raise ConversionError(
             f"{what}: {dtype} pixels with {c} channel(s) make one of modes "
-            f"{', '.join(exact)}, not mode={mode!r}{hint}"
+            f"{', '.join(exact)}, not mode={mode!r}; {hint}"
         )
     return chosen, np.dtype(PIXEL_DTYPE.get(chosen, dtype.str))
 
@@ -273,7 +286,10 @@ def _plan(
     elif isinstance(x, np.ndarray):
         default = "HWC"
         if x.dtype.kind not in "biuf":
-            raise UnsupportedInputError(f"{what}: {x.dtype} values are not pixels")
+            raise UnsupportedInputError(
+                f"{what}: {x.dtype} values are not pixels; cast them to a real or integer dtype "
+                "first (x.astype(np.float32), then value_range=(lo, hi) to map them to uint8)"
+            )
         dtype = x.dtype
     else:
         raise UnsupportedInputError(
@@ -308,6 +324,9 @@ def _plan(
             else "pass layout= to say which axis holds the channels"
         )
         raise ConversionError(f"{what}{note}: {c} channels, and a Pillow image has 1 to 4; {fix}")
+    if vr is None and isinstance(x, torch.Tensor) and _common.numpy_dtype_of(x.dtype) is None:
+        # bfloat16 and float8 are widened to float32 only for value_range's mapping
+        raise _fail_dtype(what, dtype, c, note, str(x.dtype).removeprefix("torch."))
     mode_name, pixel = _target(what, dtype.newbyteorder("="), c, mode, vr, note)
     target = Target(mode_name, pixel, vr, overflow == "clip", first, batch, what)
     n_images = shape[0] if batch else 1
@@ -329,11 +348,15 @@ def _plan(
 
 def run(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Any:
     """``to_pil``: plan, then run exactly the planned steps."""
+    if isinstance(x, np.ndarray):
+        x = _common.plain_array(x, describe(x))
     what, steps = _plan(x, layout, value_range, overflow, mode)
     return _common.run_steps(steps, x, what)
 
 
 def explain(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Plan:
     """The plan ``run`` executes for ``x``."""
+    if isinstance(x, np.ndarray):
+        x = _common.plain_array(x, describe(x))
     what, steps = _plan(x, layout, value_range, overflow, mode)
     return Plan.from_steps("pil", what, steps)
