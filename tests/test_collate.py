@@ -305,10 +305,38 @@ def test_python_numbers_built_in_the_asked_dtype():
     same(tb.collate([1, 2], dtype="bfloat16"), torch.tensor([1, 2], dtype=torch.bfloat16))
 
 
-def test_python_numbers_of_mixed_kinds_are_promoted():
-    """A field mixing Python ints and floats is float64 whatever the order (bool < int < float)."""
-    same(tb.collate([1, 2.5]), torch.tensor([1.0, 2.5], dtype=torch.float64))
-    same(tb.collate([True, 2]), torch.tensor([1, 2]))
+MIXED_NUMBERS = [
+    [1, 2.5],
+    [1, 0.1, 1e300],
+    [2.5, 1],
+    [True, 2],
+    [1, True],
+    [True, 0.5],
+    [True, -0.0],
+    [1, 1j],
+    [2**70, 0.5],
+]
+
+
+@pytest.mark.parametrize("samples", MIXED_NUMBERS, ids=repr)
+def test_python_numbers_of_mixed_kinds_equal_default_collate(samples):
+    """A field mixing Python bools, ints, floats (and complex after an int) batches in the dtype
+    default_collate gives: float64 when a float comes first, PyTorch's inferred dtype otherwise."""
+    same(tb.collate(samples), default_collate(samples))
+    plan = tb.explain(samples, to="collate")
+    assert str(default_collate(samples).dtype) in plan.leaves["batch"].steps[0]
+
+
+def test_mixed_numbers_follow_the_default_dtype():
+    """With ``torch.set_default_dtype(torch.float64)``, an int-first mixed field is float64, as in
+    default_collate (``torch.tensor`` infers the default dtype)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for samples in ([1, 0.1], [1, 1j]):
+            same(tb.collate(samples), default_collate(samples))
+    finally:
+        torch.set_default_dtype(old)
 
 
 def test_complex_to_real_is_lossy():

@@ -237,7 +237,7 @@ def _survey_each(column: Sequence[Any], suffix: str, o: Options) -> Survey:
         values.append(v)
         dtypes.append(dt)
     if all(isinstance(v, NUMBERS) and not isinstance(v, np.generic) for v in values):
-        sources: tuple[torch.dtype, ...] = (max(dtypes, key=_PY_RANK.__getitem__),)
+        sources: tuple[torch.dtype, ...] = (_promote_numbers(dtypes),)
     else:
         # Leaves of different dtypes batch when the asked dtype casts them to one (the fix).
         target = _target(dtypes[0], o)
@@ -250,6 +250,18 @@ def _survey_each(column: Sequence[Any], suffix: str, o: Options) -> Survey:
     kind = kinds.pop() if len(kinds) == 1 else "mixed"
     shapes = [_shape(v) for v in values]
     return Survey(values, sources, shapes, _device(values, column, suffix), adapted, grad, kind)
+
+
+def _promote_numbers(dtypes: list[torch.dtype]) -> torch.dtype:
+    """The dtype of a field of Python numbers of several kinds, as default_collate gives it:
+    ``torch.tensor(batch, dtype=torch.float64)`` when the first is a ``float``, else
+    ``torch.tensor(batch)``, which infers PyTorch's default (float or complex) dtype."""
+    wanted = max(dtypes, key=_PY_RANK.__getitem__)
+    if dtypes[0] in (torch.bool, torch.int64) and wanted.is_floating_point:
+        return torch.get_default_dtype()
+    if dtypes[0] in (torch.bool, torch.int64) and wanted.is_complex:
+        return torch.tensor(0j).dtype  # the complex dtype of the default float dtype
+    return wanted
 
 
 def _value_kind(v: Any) -> str:
