@@ -380,6 +380,26 @@ def test_none_batches_into_a_list():
     assert tb.collate([Sample(np.ones(1), 0), Sample(np.ones(1), 1)]).note == [None, None]
 
 
+@pytest.mark.parametrize(
+    "samples",
+    [["a", None, "b"], [b"a", None], ["a", 1], ["a", b"b"], [("a", 1), (None, 2)]],
+    ids=repr,
+)
+def test_str_first_field_keeps_every_value_as_default_collate(samples):
+    """After a ``str``/``bytes`` first sample the field is the list of every sample's value, as
+    default_collate returns it (an optional string that is sometimes ``None`` included)."""
+    same(tb.collate(samples), default_collate(samples))
+    assert isinstance(tb.explain(samples, to="collate"), tb.Plan)
+
+
+def test_none_first_then_strings_is_a_list():
+    """``None`` first and strings after batch into the list of values (default_collate refuses
+    ``None`` first); ``None`` first and a number after is an error naming the sample."""
+    assert tb.collate([None, "a", b"b"]) == [None, "a", b"b"]
+    with pytest.raises(tb.ConversionError, match=r"samples\[1\].*None"):
+        tb.collate([None, 1])
+
+
 def test_none_beside_an_array_names_the_sample():
     """``None`` in some samples and an array in others is an error naming the sample."""
     samples = [{"mask": np.ones(2)}, {"mask": None}]

@@ -157,10 +157,14 @@ def _plan_column(column: Sequence[Any], suffix: str, o: Options, explaining: boo
 
 
 def _plan_values(column: Sequence[Any], suffix: str) -> Field:
-    """``str``, ``bytes`` and ``None`` values: a list, as default_collate keeps them."""
-    for i, x in enumerate(column):
-        if x is not None and not isinstance(x, (str, bytes)):
-            raise kind_error(column, i, suffix)
+    """``str``, ``bytes`` and ``None`` values: a list, as default_collate keeps them.
+
+    After a ``str`` or ``bytes`` first sample, default_collate keeps whatever the others hold
+    (an optional caption's ``None`` included); after ``None`` only these three kinds are kept."""
+    if column[0] is None:
+        for i, x in enumerate(column):
+            if x is not None and not isinstance(x, (str, bytes)):
+                raise kind_error(column, i, suffix)
     # default_collate hands these back in the sequence it batched them in: the samples' own
     # list (or tuple), a tuple inside tuples, lists and namedtuples, a list inside mappings.
     values = tuple(column) if type(column) is tuple else list(column)
