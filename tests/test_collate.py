@@ -7,6 +7,7 @@ from __future__ import annotations
 import array
 import collections
 import dataclasses
+import re
 import tracemalloc
 import types
 from typing import Any
@@ -460,6 +461,50 @@ def test_pad_value_that_does_not_fit_is_named():
          torch.tensor([[1, 1], [1, 255]], dtype=torch.uint8))  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "dtype, pad_value",
+    [
+        (torch.float16, 1e6),
+        (torch.float16, 65519.0),
+        (torch.float32, 1e39),
+        (torch.float8_e4m3fn, 449.0),
+        (torch.float8_e4m3fn, float("inf")),
+        (torch.complex64, 1e39),
+        (torch.float32, 1j),
+    ],
+    ids=str,
+)
+def test_pad_value_beyond_a_float_dtype_is_named(dtype, pad_value):
+    """A ``pad_value`` beyond a float batch's range (or complex for a real batch) is a
+    ``ConversionError`` naming it, never PyTorch's raw overflow error; one it holds works."""
+    samples = [torch.zeros(2, dtype=dtype), torch.zeros(1, dtype=dtype)]
+    named = re.escape(f"pad_value={pad_value!r}") + f".*{dtype}"
+    with pytest.raises(tb.ConversionError, match=named):
+        tb.collate(samples, ragged="pad", pad_value=pad_value)
+    with pytest.raises(tb.ConversionError, match="pad_value"):
+        tb.explain(samples, to="collate", ragged="pad", pad_value=pad_value)
+    real = {torch.complex64: torch.float32}.get(dtype, dtype)
+    top = torch.finfo(real).max  # the fix: a pad_value the dtype holds
+    expected = torch.zeros(2, 2, dtype=dtype)
+    expected[1, 1] = top
+    same(tb.collate(samples, ragged="pad", pad_value=top), expected)
+
+
+@pytest.mark.parametrize("pad_value", [np.float32(-1), np.int64(-1), np.float64(-1)], ids=repr)
+def test_numpy_scalar_pad_value(pad_value):
+    """A NumPy scalar ``pad_value`` pads as the Python number it holds."""
+    samples = [np.ones(2, np.float32), np.ones(1, np.float32)]
+    same(tb.collate(samples, ragged="pad", pad_value=pad_value),
+         torch.tensor([[1.0, 1.0], [1.0, -1.0]]))  # fmt: skip
+
+
+def test_complex_pad_value_for_a_complex_batch():
+    """A complex ``pad_value`` pads a complex batch with both its parts."""
+    samples = [np.ones(2, np.complex64), np.ones(1, np.complex64)]
+    expected = torch.tensor([[1, 1], [1, 2 - 3j]], dtype=torch.complex64)
+    same(tb.collate(samples, ragged="pad", pad_value=2 - 3j), expected)
+
+
 def test_bad_ragged_is_a_value_error():
     """An unknown ``ragged`` policy is a plain ValueError naming the choices."""
     with pytest.raises(ValueError, match="'pad'"):
@@ -893,6 +938,7 @@ ODD_SAMPLES = {
     "object-strs": lambda: [np.array(["a"], dtype=object)] * 2,
     "structured": lambda: [np.zeros(2, dtype=[("a", "f4")])] * 2,
     "ragged-int8": lambda: [np.ones(2, np.int8), np.ones(1, np.int8)],
+    "ragged-float16": lambda: [np.ones(2, np.float16), np.ones(1, np.float16)],
     "chain-maps": lambda: [collections.ChainMap({"a": np.ones(1)})] * 2,
     "deques": lambda: [collections.deque([1, 2])] * 2,
 }
@@ -905,6 +951,8 @@ ODD_KWARGS = [
     {"float_dtype": "bfloat16"},
     {"ragged": "pad", "pad_value": -200},
     {"ragged": "pad", "pad_value": 1.5},
+    {"ragged": "pad", "pad_value": 1e39},
+    {"ragged": "pad", "pad_value": 1j},
     {"ragged": "list"},
 ]
 

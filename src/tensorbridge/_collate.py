@@ -55,8 +55,10 @@ def options(
     """Resolve ``collate``'s keywords; a wrong kind of argument is a plain ``TypeError``."""
     if ragged not in _RAGGED:
         raise ValueError(f"ragged must be 'error', 'list' or 'pad', not {ragged!r}")
-    if not isinstance(pad_value, (int, float)):
-        raise TypeError(f"pad_value must be a Python number, not {pad_value!r}")
+    if isinstance(pad_value, (np.number, np.bool_)):
+        pad_value = pad_value.item()  # np.float32(-1) pads as -1.0 does
+    if not isinstance(pad_value, (int, float, complex)):
+        raise TypeError(f"pad_value must be a number, not {pad_value!r}")
     tdt = None if dtype is None else torch_dtype(dtype)
     fdt = None if float_dtype is None else torch_dtype(float_dtype)
     for name, dt in (("dtype", tdt), ("float_dtype", fdt)):

@@ -339,7 +339,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
         steps.append(
             Step(
                 lambda: f"fill with pad_value={o.pad_value!r} ({format_bytes(nbytes)} written)",
-                _fill,
+                _quiet_complex32(_fill) if target is _COMPLEX32 else _fill,
                 (o.pad_value, path),
             )
         )
@@ -558,6 +558,11 @@ def _fill_text(
 # --- step functions: (value, arg) -> value -------------------------------------------------
 
 _COMPLEX32 = getattr(torch, "complex32", None)
+_COMPLEX_PARTS = {
+    torch.complex32: torch.float16,
+    torch.complex64: torch.float32,
+    torch.complex128: torch.float64,
+}
 
 
 def _quiet_complex32(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -596,21 +601,39 @@ def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _check_pad(pad_value: Any, dtype: torch.dtype, path: str) -> None:
-    """Refuse a ``pad_value`` the batch's dtype would wrap or truncate (floats may round)."""
-    if dtype.is_floating_point or dtype.is_complex:
-        return
-    fits = math.isfinite(pad_value) and pad_value == int(pad_value)
-    if fits and dtype is torch.bool:
-        fits = pad_value in (0, 1)
-    elif fits:
-        info = torch.iinfo(dtype)
-        fits = info.min <= pad_value <= info.max
-    if not fits:
-        raise ConversionError(
-            f"pad_value={pad_value!r} does not fit the batch's dtype {dtype}: it would wrap or "
-            f"be truncated; pass a pad_value that {dtype} holds",
-            path=path,
-        )
+    """Refuse a ``pad_value`` the batch's dtype would wrap, truncate or overflow (floats may
+    round, as ``Tensor.fill_`` rounds them)."""
+    if isinstance(pad_value, complex) and not dtype.is_complex:
+        why = "its imaginary part would be dropped"
+    elif dtype.is_floating_point or dtype.is_complex:
+        real = _COMPLEX_PARTS.get(dtype, dtype)
+        top = torch.finfo(real).max
+        value = complex(pad_value)
+        parts = [value.real, value.imag] if dtype.is_complex else [value.real]
+        back = torch.tensor(parts, dtype=torch.float64).to(real).tolist()
+        # Tensor.fill_ refuses a finite value beyond the dtype's largest, or, depending on the
+        # batch's size, turns it into inf; float8 types without inf turn inf into NaN.
+        if all(
+            (math.isnan(b) if math.isnan(v) else v == b if math.isinf(v) else abs(v) <= top)
+            for v, b in zip(parts, back, strict=True)
+        ):
+            return
+        why = f"it is outside the dtype's range (±{top})"
+    else:
+        fits = math.isfinite(pad_value) and pad_value == int(pad_value)
+        if fits and dtype is torch.bool:
+            fits = pad_value in (0, 1)
+        elif fits:
+            info = torch.iinfo(dtype)
+            fits = info.min <= pad_value <= info.max
+        if fits:
+            return
+        why = "it would wrap or be truncated"
+    raise ConversionError(
+        f"pad_value={pad_value!r} does not fit the batch's dtype {dtype}: {why}; pass a "
+        f"pad_value that {dtype} holds",
+        path=path,
+    )
 
 
 def _fill(out: torch.Tensor, arg: tuple[Any, str]) -> torch.Tensor:
