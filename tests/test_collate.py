@@ -130,6 +130,28 @@ def test_tensors_requiring_grad_stay_on_the_graph():
     assert torch.equal(w.grad, torch.tensor([5.0, 5.0, 2.0]))
 
 
+def test_grad_samples_cast_or_beside_fixable_arrays_take_one_pass():
+    """Tensors that require grad, cast or beside read-only / negative-stride arrays, are copied
+    once each into the batch (no stack-then-cast second pass) and keep their gradients."""
+    w = torch.ones(3, requires_grad=True)
+    flipped = _read_only(np.arange(3.0))[::-1]
+    batch = tb.collate([w * 2, flipped], float_dtype=torch.float32)
+    expected = torch.stack([torch.full((3,), 2.0), torch.tensor([2.0, 1.0, 0.0])])
+    same(batch.detach(), expected)
+    assert batch.grad_fn is not None and "ToCopy" not in batch.grad_fn.name()
+    batch.sum().backward()
+    assert torch.equal(w.grad, torch.full((3,), 2.0))
+    w.grad = None
+    cast = tb.collate([w * 2, w * 3], dtype=torch.float64)
+    same(cast.detach(), torch.stack([torch.full((3,), 2.0), torch.full((3,), 3.0)]).double())
+    assert "ToCopy" not in cast.grad_fn.name()  # a cast after torch.stack is a second pass
+    cast.sum().backward()
+    assert torch.equal(w.grad, torch.full((3,), 5.0))
+    plan = tb.explain([w * 2, flipped], to="collate", float_dtype=torch.float32)
+    assert (plan.copies, plan.bytes_copied) == (1, batch.nbytes)
+    assert "fixed in the same pass" in str(plan)
+
+
 # --- inputs default_collate warns or fails on ---------------------------------------------
 
 

@@ -186,6 +186,7 @@ class Survey(NamedTuple):
 
 
 _STRIDED = torch.strided
+_GRAPH = "per sample, on the autograd graph (copy_)"
 
 
 def _survey(column: Sequence[Any], suffix: str, o: Options) -> Survey:
@@ -308,20 +309,23 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
     full = (n, *shape)
     nbytes = math.prod(full) * target.itemsize
     sample_bytes = sum(math.prod(s) for s in shapes) * target.itemsize if ragged else nbytes
-    if grad and not ragged:  # padding copies each sample in with copy_, which autograd records
+    if grad and not ragged and kind == "tensors" and not cast:
         step = Step(
             lambda: (
                 "stack on the autograd graph (torch.stack, keeps the graph): "
                 + _fill_text(values, adapted, sources, target, n)
             ),
             _stack_on_graph,
-            (values, target),
+            values,
             nbytes=nbytes,
             copies=1,
         )
         return Field(path, column, [step])
     shared = o.shared and device.type == "cpu"
-    how = _method(kind, values, sources, target, ragged)
+    # A cast, an array or a pad beside tensors that require grad: each sample is copied into
+    # its slice with copy_ (which autograd records), still one pass; torch.stack(out=) refuses
+    # inputs that require grad.
+    how = _GRAPH if grad else _method(kind, values, sources, target, ragged)
     if how == "values written into the batch":
         _check_numbers(values, target, suffix)
     fill = _FILLS[how]
@@ -761,12 +765,8 @@ def _per_sample(out: torch.Tensor, arg: FillArg) -> torch.Tensor:
     return out
 
 
-def _stack_on_graph(_: Any, arg: tuple[list[Any], torch.dtype]) -> torch.Tensor:
-    from . import to_torch
-
-    values, target = arg
-    tensors = [v if isinstance(v, torch.Tensor) else to_torch(v) for v in values]
-    return torch.stack(tensors).to(target)
+def _stack_on_graph(_: Any, values: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(values)
 
 
 def _to_torch_each(_: Any, arg: tuple[list[Any], dict[str, Any]]) -> list[torch.Tensor]:
@@ -789,4 +789,5 @@ _FILLS: dict[str, Callable[[torch.Tensor, Any], torch.Tensor]] = {
     "numpy.stack into the batch": _np_stack,
     "values written into the batch": _write_values,
     "per sample": _per_sample,
+    _GRAPH: _per_sample,
 }
