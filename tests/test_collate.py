@@ -996,7 +996,8 @@ def test_never_a_raw_error(name, kw):
 
 def test_no_warning_in_a_fresh_process():
     """In a fresh process (where PyTorch's warn-once warnings have not fired yet), collating
-    read-only arrays (plain, cast, padded), complex32 tensors and NaN casts warns nothing."""
+    read-only arrays (plain, cast, padded, beside tensors that require grad), complex32 tensors
+    and NaN casts warns nothing."""
     import os
     import subprocess
     import sys
@@ -1012,6 +1013,9 @@ tb.collate([np.array([np.nan])] * 2, dtype=torch.int32)
 tb.collate([torch.tensor([np.nan])] * 2, dtype=torch.int32)
 tb.collate([ro[0]] * 2, dtype="complex32")
 tb.explain([ro, ro], to="collate", float_dtype=torch.float16)
+w = torch.ones(3, requires_grad=True)
+tb.collate([w * 2, ro[0]], float_dtype=torch.float32)
+tb.collate([ro, ro[:1]], ragged="pad", dtype=torch.float8_e4m3fn, pad_value=np.float32(-1))
 """
     src = os.path.join(os.path.dirname(tb.__file__), os.pardir)
     env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
