@@ -547,6 +547,16 @@ def test_keys_that_differ_name_the_sample():
     same(tb.collate(samples)["a"]["y"], torch.tensor([2, 2, 2]))
 
 
+def test_error_paths_spell_keys_as_written():
+    """A path names a non-ASCII key as the dataset spells it (``samples[1]["é"]``), as
+    ``to_torch`` does, not as an escape."""
+    samples = [{"é": np.ones(1)}, {"é": np.ones(2)}]
+    with pytest.raises(tb.ConversionError, match=re.escape('at samples[1]["é"]:')):
+        tb.collate(samples)
+    with pytest.raises(tb.ConversionError, match=re.escape('["é"]')):
+        tb.to_torch({"é": np.ma.masked_array([1], [1])})
+
+
 def test_fields_and_lengths_that_differ_name_the_sample():
     """A different namedtuple type, or a list of another length, names the sample."""
     with pytest.raises(tb.ConversionError, match=r"samples\[1\]"):

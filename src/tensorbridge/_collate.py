@@ -78,7 +78,7 @@ def options(
 
 
 def _key(key: Any) -> str:
-    return f"[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
+    return f"[{json.dumps(key, ensure_ascii=False) if isinstance(key, str) else repr(key)}]"
 
 
 class Node:
