@@ -7,6 +7,7 @@ from __future__ import annotations
 import array
 import collections
 import dataclasses
+import re
 import tracemalloc
 import types
 from typing import Any
@@ -127,6 +128,28 @@ def test_tensors_requiring_grad_stay_on_the_graph():
     same(padded.detach(), torch.tensor([[2.0, 2.0, 2.0], [3.0, 3.0, 0.0]]))
     padded.sum().backward()
     assert torch.equal(w.grad, torch.tensor([5.0, 5.0, 2.0]))
+
+
+def test_grad_samples_cast_or_beside_fixable_arrays_take_one_pass():
+    """Tensors that require grad, cast or beside read-only / negative-stride arrays, are copied
+    once each into the batch (no stack-then-cast second pass) and keep their gradients."""
+    w = torch.ones(3, requires_grad=True)
+    flipped = _read_only(np.arange(3.0))[::-1]
+    batch = tb.collate([w * 2, flipped], float_dtype=torch.float32)
+    expected = torch.stack([torch.full((3,), 2.0), torch.tensor([2.0, 1.0, 0.0])])
+    same(batch.detach(), expected)
+    assert batch.grad_fn is not None and "ToCopy" not in batch.grad_fn.name()
+    batch.sum().backward()
+    assert torch.equal(w.grad, torch.full((3,), 2.0))
+    w.grad = None
+    cast = tb.collate([w * 2, w * 3], dtype=torch.float64)
+    same(cast.detach(), torch.stack([torch.full((3,), 2.0), torch.full((3,), 3.0)]).double())
+    assert "ToCopy" not in cast.grad_fn.name()  # a cast after torch.stack is a second pass
+    cast.sum().backward()
+    assert torch.equal(w.grad, torch.full((3,), 5.0))
+    plan = tb.explain([w * 2, flipped], to="collate", float_dtype=torch.float32)
+    assert (plan.copies, plan.bytes_copied) == (1, batch.nbytes)
+    assert "fixed in the same pass" in str(plan)
 
 
 # --- inputs default_collate warns or fails on ---------------------------------------------
@@ -305,10 +328,38 @@ def test_python_numbers_built_in_the_asked_dtype():
     same(tb.collate([1, 2], dtype="bfloat16"), torch.tensor([1, 2], dtype=torch.bfloat16))
 
 
-def test_python_numbers_of_mixed_kinds_are_promoted():
-    """A field mixing Python ints and floats is float64 whatever the order (bool < int < float)."""
-    same(tb.collate([1, 2.5]), torch.tensor([1.0, 2.5], dtype=torch.float64))
-    same(tb.collate([True, 2]), torch.tensor([1, 2]))
+MIXED_NUMBERS = [
+    [1, 2.5],
+    [1, 0.1, 1e300],
+    [2.5, 1],
+    [True, 2],
+    [1, True],
+    [True, 0.5],
+    [True, -0.0],
+    [1, 1j],
+    [2**70, 0.5],
+]
+
+
+@pytest.mark.parametrize("samples", MIXED_NUMBERS, ids=repr)
+def test_python_numbers_of_mixed_kinds_equal_default_collate(samples):
+    """A field mixing Python bools, ints, floats (and complex after an int) batches in the dtype
+    default_collate gives: float64 when a float comes first, PyTorch's inferred dtype otherwise."""
+    same(tb.collate(samples), default_collate(samples))
+    plan = tb.explain(samples, to="collate")
+    assert str(default_collate(samples).dtype) in plan.leaves["batch"].steps[0]
+
+
+def test_mixed_numbers_follow_the_default_dtype():
+    """With ``torch.set_default_dtype(torch.float64)``, an int-first mixed field is float64, as in
+    default_collate (``torch.tensor`` infers the default dtype)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for samples in ([1, 0.1], [1, 1j]):
+            same(tb.collate(samples), default_collate(samples))
+    finally:
+        torch.set_default_dtype(old)
 
 
 def test_complex_to_real_is_lossy():
@@ -350,6 +401,26 @@ def test_none_batches_into_a_list():
     batch = tb.collate([{"x": 1, "mask": None}, {"x": 2, "mask": None}])
     assert batch["mask"] == [None, None]
     assert tb.collate([Sample(np.ones(1), 0), Sample(np.ones(1), 1)]).note == [None, None]
+
+
+@pytest.mark.parametrize(
+    "samples",
+    [["a", None, "b"], [b"a", None], ["a", 1], ["a", b"b"], [("a", 1), (None, 2)]],
+    ids=repr,
+)
+def test_str_first_field_keeps_every_value_as_default_collate(samples):
+    """After a ``str``/``bytes`` first sample the field is the list of every sample's value, as
+    default_collate returns it (an optional string that is sometimes ``None`` included)."""
+    same(tb.collate(samples), default_collate(samples))
+    assert isinstance(tb.explain(samples, to="collate"), tb.Plan)
+
+
+def test_none_first_then_strings_is_a_list():
+    """``None`` first and strings after batch into the list of values (default_collate refuses
+    ``None`` first); ``None`` first and a number after is an error naming the sample."""
+    assert tb.collate([None, "a", b"b"]) == [None, "a", b"b"]
+    with pytest.raises(tb.ConversionError, match=r"samples\[1\].*None"):
+        tb.collate([None, 1])
 
 
 def test_none_beside_an_array_names_the_sample():
@@ -412,6 +483,50 @@ def test_pad_value_that_does_not_fit_is_named():
          torch.tensor([[1, 1], [1, 255]], dtype=torch.uint8))  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "dtype, pad_value",
+    [
+        (torch.float16, 1e6),
+        (torch.float16, 65519.0),
+        (torch.float32, 1e39),
+        (torch.float8_e4m3fn, 449.0),
+        (torch.float8_e4m3fn, float("inf")),
+        (torch.complex64, 1e39),
+        (torch.float32, 1j),
+    ],
+    ids=str,
+)
+def test_pad_value_beyond_a_float_dtype_is_named(dtype, pad_value):
+    """A ``pad_value`` beyond a float batch's range (or complex for a real batch) is a
+    ``ConversionError`` naming it, never PyTorch's raw overflow error; one it holds works."""
+    samples = [torch.zeros(2, dtype=dtype), torch.zeros(1, dtype=dtype)]
+    named = re.escape(f"pad_value={pad_value!r}") + f".*{dtype}"
+    with pytest.raises(tb.ConversionError, match=named):
+        tb.collate(samples, ragged="pad", pad_value=pad_value)
+    with pytest.raises(tb.ConversionError, match="pad_value"):
+        tb.explain(samples, to="collate", ragged="pad", pad_value=pad_value)
+    real = {torch.complex64: torch.float32}.get(dtype, dtype)
+    top = torch.finfo(real).max  # the fix: a pad_value the dtype holds
+    expected = torch.zeros(2, 2, dtype=dtype)
+    expected[1, 1] = top
+    same(tb.collate(samples, ragged="pad", pad_value=top), expected)
+
+
+@pytest.mark.parametrize("pad_value", [np.float32(-1), np.int64(-1), np.float64(-1)], ids=repr)
+def test_numpy_scalar_pad_value(pad_value):
+    """A NumPy scalar ``pad_value`` pads as the Python number it holds."""
+    samples = [np.ones(2, np.float32), np.ones(1, np.float32)]
+    same(tb.collate(samples, ragged="pad", pad_value=pad_value),
+         torch.tensor([[1.0, 1.0], [1.0, -1.0]]))  # fmt: skip
+
+
+def test_complex_pad_value_for_a_complex_batch():
+    """A complex ``pad_value`` pads a complex batch with both its parts."""
+    samples = [np.ones(2, np.complex64), np.ones(1, np.complex64)]
+    expected = torch.tensor([[1, 1], [1, 2 - 3j]], dtype=torch.complex64)
+    same(tb.collate(samples, ragged="pad", pad_value=2 - 3j), expected)
+
+
 def test_bad_ragged_is_a_value_error():
     """An unknown ``ragged`` policy is a plain ValueError naming the choices."""
     with pytest.raises(ValueError, match="'pad'"):
@@ -430,6 +545,16 @@ def test_keys_that_differ_name_the_sample():
     assert "'y'" in str(info.value) and "'z'" in str(info.value)
     samples[2] = {"a": {"x": 1, "y": 2}}  # the fix: the same keys in every sample
     same(tb.collate(samples)["a"]["y"], torch.tensor([2, 2, 2]))
+
+
+def test_error_paths_spell_keys_as_written():
+    """A path names a non-ASCII key as the dataset spells it (``samples[1]["é"]``), as
+    ``to_torch`` does, not as an escape."""
+    samples = [{"é": np.ones(1)}, {"é": np.ones(2)}]
+    with pytest.raises(tb.ConversionError, match=re.escape('at samples[1]["é"]:')):
+        tb.collate(samples)
+    with pytest.raises(tb.ConversionError, match=re.escape('["é"]')):
+        tb.to_torch({"é": np.ma.masked_array([1], [1])})
 
 
 def test_fields_and_lengths_that_differ_name_the_sample():
@@ -845,6 +970,7 @@ ODD_SAMPLES = {
     "object-strs": lambda: [np.array(["a"], dtype=object)] * 2,
     "structured": lambda: [np.zeros(2, dtype=[("a", "f4")])] * 2,
     "ragged-int8": lambda: [np.ones(2, np.int8), np.ones(1, np.int8)],
+    "ragged-float16": lambda: [np.ones(2, np.float16), np.ones(1, np.float16)],
     "chain-maps": lambda: [collections.ChainMap({"a": np.ones(1)})] * 2,
     "deques": lambda: [collections.deque([1, 2])] * 2,
 }
@@ -857,6 +983,8 @@ ODD_KWARGS = [
     {"float_dtype": "bfloat16"},
     {"ragged": "pad", "pad_value": -200},
     {"ragged": "pad", "pad_value": 1.5},
+    {"ragged": "pad", "pad_value": 1e39},
+    {"ragged": "pad", "pad_value": 1j},
     {"ragged": "list"},
 ]
 
@@ -878,7 +1006,8 @@ def test_never_a_raw_error(name, kw):
 
 def test_no_warning_in_a_fresh_process():
     """In a fresh process (where PyTorch's warn-once warnings have not fired yet), collating
-    read-only arrays (plain, cast, padded), complex32 tensors and NaN casts warns nothing."""
+    read-only arrays (plain, cast, padded, beside tensors that require grad), complex32 tensors
+    and NaN casts warns nothing."""
     import os
     import subprocess
     import sys
@@ -894,6 +1023,9 @@ tb.collate([np.array([np.nan])] * 2, dtype=torch.int32)
 tb.collate([torch.tensor([np.nan])] * 2, dtype=torch.int32)
 tb.collate([ro[0]] * 2, dtype="complex32")
 tb.explain([ro, ro], to="collate", float_dtype=torch.float16)
+w = torch.ones(3, requires_grad=True)
+tb.collate([w * 2, ro[0]], float_dtype=torch.float32)
+tb.collate([ro, ro[:1]], ragged="pad", dtype=torch.float8_e4m3fn, pad_value=np.float32(-1))
 """
     src = os.path.join(os.path.dirname(tb.__file__), os.pardir)
     env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}

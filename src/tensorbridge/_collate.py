@@ -55,8 +55,10 @@ def options(
     """Resolve ``collate``'s keywords; a wrong kind of argument is a plain ``TypeError``."""
     if ragged not in _RAGGED:
         raise ValueError(f"ragged must be 'error', 'list' or 'pad', not {ragged!r}")
-    if not isinstance(pad_value, (int, float)):
-        raise TypeError(f"pad_value must be a Python number, not {pad_value!r}")
+    if isinstance(pad_value, (np.number, np.bool_)):
+        pad_value = pad_value.item()  # np.float32(-1) pads as -1.0 does
+    if not isinstance(pad_value, (int, float, complex)):
+        raise TypeError(f"pad_value must be a number, not {pad_value!r}")
     tdt = None if dtype is None else torch_dtype(dtype)
     fdt = None if float_dtype is None else torch_dtype(float_dtype)
     for name, dt in (("dtype", tdt), ("float_dtype", fdt)):
@@ -76,7 +78,7 @@ def options(
 
 
 def _key(key: Any) -> str:
-    return f"[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
+    return f"[{json.dumps(key, ensure_ascii=False) if isinstance(key, str) else repr(key)}]"
 
 
 class Node:
@@ -157,10 +159,14 @@ def _plan_column(column: Sequence[Any], suffix: str, o: Options, explaining: boo
 
 
 def _plan_values(column: Sequence[Any], suffix: str) -> Field:
-    """``str``, ``bytes`` and ``None`` values: a list, as default_collate keeps them."""
-    for i, x in enumerate(column):
-        if x is not None and not isinstance(x, (str, bytes)):
-            raise kind_error(column, i, suffix)
+    """``str``, ``bytes`` and ``None`` values: a list, as default_collate keeps them.
+
+    After a ``str`` or ``bytes`` first sample, default_collate keeps whatever the others hold
+    (an optional caption's ``None`` included); after ``None`` only these three kinds are kept."""
+    if column[0] is None:
+        for i, x in enumerate(column):
+            if x is not None and not isinstance(x, (str, bytes)):
+                raise kind_error(column, i, suffix)
     # default_collate hands these back in the sequence it batched them in: the samples' own
     # list (or tuple), a tuple inside tuples, lists and namedtuples, a list inside mappings.
     values = tuple(column) if type(column) is tuple else list(column)

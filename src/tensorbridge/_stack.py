@@ -186,6 +186,7 @@ class Survey(NamedTuple):
 
 
 _STRIDED = torch.strided
+_GRAPH = "per sample, on the autograd graph (copy_)"
 
 
 def _survey(column: Sequence[Any], suffix: str, o: Options) -> Survey:
@@ -237,7 +238,7 @@ def _survey_each(column: Sequence[Any], suffix: str, o: Options) -> Survey:
         values.append(v)
         dtypes.append(dt)
     if all(isinstance(v, NUMBERS) and not isinstance(v, np.generic) for v in values):
-        sources: tuple[torch.dtype, ...] = (max(dtypes, key=_PY_RANK.__getitem__),)
+        sources: tuple[torch.dtype, ...] = (_promote_numbers(dtypes),)
     else:
         # Leaves of different dtypes batch when the asked dtype casts them to one (the fix).
         target = _target(dtypes[0], o)
@@ -250,6 +251,18 @@ def _survey_each(column: Sequence[Any], suffix: str, o: Options) -> Survey:
     kind = kinds.pop() if len(kinds) == 1 else "mixed"
     shapes = [_shape(v) for v in values]
     return Survey(values, sources, shapes, _device(values, column, suffix), adapted, grad, kind)
+
+
+def _promote_numbers(dtypes: list[torch.dtype]) -> torch.dtype:
+    """The dtype of a field of Python numbers of several kinds, as default_collate gives it:
+    ``torch.tensor(batch, dtype=torch.float64)`` when the first is a ``float``, else
+    ``torch.tensor(batch)``, which infers PyTorch's default (float or complex) dtype."""
+    wanted = max(dtypes, key=_PY_RANK.__getitem__)
+    if dtypes[0] in (torch.bool, torch.int64) and wanted.is_floating_point:
+        return torch.get_default_dtype()
+    if dtypes[0] in (torch.bool, torch.int64) and wanted.is_complex:
+        return torch.tensor(0j).dtype  # the complex dtype of the default float dtype
+    return wanted
 
 
 def _value_kind(v: Any) -> str:
@@ -296,20 +309,23 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
     full = (n, *shape)
     nbytes = math.prod(full) * target.itemsize
     sample_bytes = sum(math.prod(s) for s in shapes) * target.itemsize if ragged else nbytes
-    if grad and not ragged:  # padding copies each sample in with copy_, which autograd records
+    if grad and not ragged and kind == "tensors" and not cast:
         step = Step(
             lambda: (
                 "stack on the autograd graph (torch.stack, keeps the graph): "
                 + _fill_text(values, adapted, sources, target, n)
             ),
             _stack_on_graph,
-            (values, target),
+            values,
             nbytes=nbytes,
             copies=1,
         )
         return Field(path, column, [step])
     shared = o.shared and device.type == "cpu"
-    how = _method(kind, values, sources, target, ragged)
+    # A cast, an array or a pad beside tensors that require grad: each sample is copied into
+    # its slice with copy_ (which autograd records), still one pass; torch.stack(out=) refuses
+    # inputs that require grad.
+    how = _GRAPH if grad else _method(kind, values, sources, target, ragged)
     if how == "values written into the batch":
         _check_numbers(values, target, suffix)
     fill = _FILLS[how]
@@ -327,7 +343,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
         steps.append(
             Step(
                 lambda: f"fill with pad_value={o.pad_value!r} ({format_bytes(nbytes)} written)",
-                _fill,
+                _quiet_complex32(_fill) if target is _COMPLEX32 else _fill,
                 (o.pad_value, path),
             )
         )
@@ -546,6 +562,11 @@ def _fill_text(
 # --- step functions: (value, arg) -> value -------------------------------------------------
 
 _COMPLEX32 = getattr(torch, "complex32", None)
+_COMPLEX_PARTS = {
+    torch.complex32: torch.float16,
+    torch.complex64: torch.float32,
+    torch.complex128: torch.float64,
+}
 
 
 def _quiet_complex32(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -584,21 +605,39 @@ def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _check_pad(pad_value: Any, dtype: torch.dtype, path: str) -> None:
-    """Refuse a ``pad_value`` the batch's dtype would wrap or truncate (floats may round)."""
-    if dtype.is_floating_point or dtype.is_complex:
-        return
-    fits = math.isfinite(pad_value) and pad_value == int(pad_value)
-    if fits and dtype is torch.bool:
-        fits = pad_value in (0, 1)
-    elif fits:
-        info = torch.iinfo(dtype)
-        fits = info.min <= pad_value <= info.max
-    if not fits:
-        raise ConversionError(
-            f"pad_value={pad_value!r} does not fit the batch's dtype {dtype}: it would wrap or "
-            f"be truncated; pass a pad_value that {dtype} holds",
-            path=path,
-        )
+    """Refuse a ``pad_value`` the batch's dtype would wrap, truncate or overflow (floats may
+    round, as ``Tensor.fill_`` rounds them)."""
+    if isinstance(pad_value, complex) and not dtype.is_complex:
+        why = "its imaginary part would be dropped"
+    elif dtype.is_floating_point or dtype.is_complex:
+        real = _COMPLEX_PARTS.get(dtype, dtype)
+        top = torch.finfo(real).max
+        value = complex(pad_value)
+        parts = [value.real, value.imag] if dtype.is_complex else [value.real]
+        back = torch.tensor(parts, dtype=torch.float64).to(real).tolist()
+        # Tensor.fill_ refuses a finite value beyond the dtype's largest, or, depending on the
+        # batch's size, turns it into inf; float8 types without inf turn inf into NaN.
+        if all(
+            (math.isnan(b) if math.isnan(v) else v == b if math.isinf(v) else abs(v) <= top)
+            for v, b in zip(parts, back, strict=True)
+        ):
+            return
+        why = f"it is outside the dtype's range (±{top})"
+    else:
+        fits = math.isfinite(pad_value) and pad_value == int(pad_value)
+        if fits and dtype is torch.bool:
+            fits = pad_value in (0, 1)
+        elif fits:
+            info = torch.iinfo(dtype)
+            fits = info.min <= pad_value <= info.max
+        if fits:
+            return
+        why = "it would wrap or be truncated"
+    raise ConversionError(
+        f"pad_value={pad_value!r} does not fit the batch's dtype {dtype}: {why}; pass a "
+        f"pad_value that {dtype} holds",
+        path=path,
+    )
 
 
 def _fill(out: torch.Tensor, arg: tuple[Any, str]) -> torch.Tensor:
@@ -726,12 +765,8 @@ def _per_sample(out: torch.Tensor, arg: FillArg) -> torch.Tensor:
     return out
 
 
-def _stack_on_graph(_: Any, arg: tuple[list[Any], torch.dtype]) -> torch.Tensor:
-    from . import to_torch
-
-    values, target = arg
-    tensors = [v if isinstance(v, torch.Tensor) else to_torch(v) for v in values]
-    return torch.stack(tensors).to(target)
+def _stack_on_graph(_: Any, values: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(values)
 
 
 def _to_torch_each(_: Any, arg: tuple[list[Any], dict[str, Any]]) -> list[torch.Tensor]:
@@ -754,4 +789,5 @@ _FILLS: dict[str, Callable[[torch.Tensor, Any], torch.Tensor]] = {
     "numpy.stack into the batch": _np_stack,
     "values written into the batch": _write_values,
     "per sample": _per_sample,
+    _GRAPH: _per_sample,
 }
