@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from . import _leaves
+from . import _foreign, _leaves
 from ._dtypes import TABLE, DType
 from ._errors import ConversionError, UnsupportedInputError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
@@ -215,7 +215,7 @@ def _too_deep(obj: Any) -> UnsupportedInputError:
     )
 
 
-def _top_level(obj: Any) -> tuple[Any, str, str]:
+def _top_level(obj: Any, o: Options, to: str) -> tuple[Any, str, str]:
     """What a top-level input is: ``(obj, kind, role)``, role "leaf" (a tensor, array or other
     leaf), "data" (Python numbers, a list of them, bytes) or "container". Shared by the
     conversions and ``explain``, so both read an input the same way."""
@@ -227,7 +227,7 @@ def _top_level(obj: Any) -> tuple[Any, str, str]:
     if (
         kind is Kind.PY_SCALAR
         or kind is Kind.BYTES
-        or (kind is Kind.SEQUENCE and _leaves.all_numbers(obj))
+        or (kind is Kind.SEQUENCE and _leaves.is_number_data(obj, _leaves.python_dtype(o, to)))
     ):
         return obj, kind, "data"
     if kind not in CONTAINER_KINDS:
@@ -238,7 +238,7 @@ def _top_level(obj: Any) -> tuple[Any, str, str]:
 
 
 def _convert_any(obj: Any, o: Options, leaf: Any, to: str) -> Any:
-    obj, kind, role = _top_level(obj)
+    obj, kind, role = _top_level(obj, o, to)
     if role == "leaf":
         return leaf(obj, o, None)  # the caller has tried the fast path
     if role == "data":
@@ -383,7 +383,7 @@ def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any)
 
 
 def _explain(obj: Any, to: str, o: Options) -> Plan:
-    obj, kind, role = _top_level(obj)
+    obj, kind, role = _top_level(obj, o, to)
     if kind is Kind.TORCH and obj.is_nested:
         obj = list(obj.unbind())  # a jagged tensor converts as a list of its components
     elif role != "container":
@@ -420,6 +420,9 @@ def _container_plan(
     steps = [
         f"convert {len(leaves)} leaves" + (f", pass {passed} through unchanged" if passed else "")
     ]
+    note = _foreign.note(obj) if kind_of(obj) is Kind.FOREIGN_NODE else None
+    if note:
+        steps.insert(0, note)
     syncs = any(p.syncs_device for p in leaves.values())
     to_device = o.device is not None and o.device.type != "cpu"
     for batch in ("to_host", "to_device") if syncs or to_device else ():

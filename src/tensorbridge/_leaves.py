@@ -8,14 +8,19 @@ where the step says it copies.
 
 from __future__ import annotations
 
+import threading
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import _numpy_side, _torch_side
-from ._errors import CopyRequiredError, UnsupportedInputError, describe
+from . import _foreign, _numpy_side, _torch_side
+from ._dtypes import numpy_dtype
+from ._errors import ConversionError, CopyRequiredError, UnsupportedInputError, describe
+from ._foreign.refusals import none_error
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
+from ._numpy_side import check_not_lossy_cast, dtype_kind
 from ._options import Options
 from ._plan import Step, format_bytes
 
@@ -53,34 +58,118 @@ def has_leaf(seq: Any) -> bool:
     return False
 
 
-def _python_to_numpy(obj: Any) -> np.ndarray:
+_built = threading.local()  # the array a top-level list was read as, kept for its plan
+
+
+def _first_item(seq: Any) -> Any:
+    """The first non-list item of a (nested) list, looked up without recursion."""
+    x = seq
+    for _ in range(64):  # NumPy's dimension limit
+        if (type(x) is not list and type(x) is not tuple) or not x:
+            return x
+        x = x[0]
+    return x
+
+
+def is_number_data(seq: Any, dtype: np.dtype[Any] | None) -> bool:
+    """Whether a top-level list/tuple is numbers, converted as one array.
+
+    A list that starts with a number is read by NumPy straight away (in ``dtype`` when one is
+    given: C speed, no scan in Python), and the array is kept for the plan that follows; a list
+    NumPy cannot read that way is scanned.
+    """
+    if isinstance(_first_item(seq), _NUMBER_TYPES):
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                a = np.asarray(seq, dtype=dtype)
+        except Exception:  # ragged, or an item's own __array__ failing: the scan decides
+            a = None
+        if a is not None and dtype_kind(a.dtype) in "biufc":
+            _built.value = (seq, dtype, a)
+            return True
+    return all_numbers(seq)
+
+
+def _numbers_array(obj: Any, dtype: np.dtype[Any] | None) -> np.ndarray:
+    """Python numbers as an ndarray: NumPy's defaults, or built in ``dtype`` directly."""
+    kept = getattr(_built, "value", None)
+    _built.value = None
+    if kept is not None and kept[0] is obj and kept[1] == dtype:
+        return kept[2]
+    if dtype is not None and dtype_kind(dtype) != "c" and _has_complex(obj):
+        check_not_lossy_cast("c", dtype, obj)
     try:
-        a = np.asarray(obj)
-    except (ValueError, OverflowError) as e:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            a = np.asarray(obj) if dtype is None else np.asarray(obj, dtype=dtype)
+    except (ValueError, OverflowError, TypeError) as e:
+        if dtype is not None and isinstance(e, OverflowError):
+            raise UnsupportedInputError(
+                f"{describe(obj)} holds an integer that dtype={dtype} cannot hold ({e}); pass a "
+                f"wider dtype (e.g. dtype='float64', which rounds it) or reduce the values first"
+            ) from None
         raise UnsupportedInputError(
             f"{describe(obj)} does not form an array ({e}); lists must be rectangular "
             f"(every row the same length) and hold numbers"
         ) from None
-    if a.dtype.kind not in "biufc":
+    if a.dtype.kind not in "biufc" and dtype is None:
         raise UnsupportedInputError(
-            f"{describe(obj)} holds numbers NumPy can only keep as Python objects ({a.dtype}), "
-            f"such as integers beyond 64 bits; pass dtype=float64 or convert them first"
+            f"{describe(obj)} holds integers beyond 64 bits, which NumPy keeps only as Python "
+            f"objects; pass dtype='float64' (rounded to the nearest float) to convert them"
         )
     return a
 
 
-def _python_to_torch(obj: Any) -> torch.Tensor:
+def _default_torch_dtype(kind: str, o: Options) -> Options:
+    """PyTorch's defaults for Python numbers (as ``torch.tensor``): floats in the default float
+    dtype, complex in its complex counterpart; an explicit dtype or float_dtype wins."""
+    if o.dtype is not None or kind not in "fc" or (kind == "f" and o.float_dtype is not None):
+        return o
+    default = torch.get_default_dtype()
+    if kind == "c":
+        default = {torch.float64: torch.complex128, torch.float16: torch.complex32}.get(
+            default, torch.complex64
+        )
+    return Options(
+        default if kind == "c" else o.dtype,
+        default if kind == "f" else o.float_dtype,
+        o.copy,
+        o.device,
+        o.requires_grad,
+        o.pin_memory,
+        o.non_blocking,
+    )
+
+
+def _has_complex(obj: Any) -> bool:
+    if isinstance(obj, (complex, np.complexfloating)):
+        return True
+    if type(obj) is list or type(obj) is tuple:
+        return any(_has_complex(x) for x in obj)
+    return False
+
+
+def python_dtype(o: Options, to: str) -> np.dtype[Any] | None:
+    """The NumPy dtype to build Python numbers in directly: the explicit ``dtype`` only."""
+    if o.dtype is None:
+        return None
+    if to == "numpy":
+        return o.dtype
     try:
-        return torch.tensor(obj)
-    except (ValueError, TypeError, RuntimeError, OverflowError) as e:
-        raise UnsupportedInputError(
-            f"{describe(obj)} does not form a tensor ({e}); lists must be rectangular (every "
-            f"row the same length) and hold numbers that fit int64 or a float dtype"
-        ) from None
+        return numpy_dtype(o.dtype)
+    except (TypeError, ConversionError):
+        return None  # no NumPy form (quantized): built in NumPy's default, then refused
 
 
 def import_dlpack(obj: Any) -> np.ndarray | torch.Tensor:
-    device_type, _ = obj.__dlpack_device__()
+    try:
+        device_type, _ = obj.__dlpack_device__()
+    except Exception as e:
+        raise ConversionError(
+            f"{describe(obj)}: its own __dlpack_device__ raised {type(e).__name__}: {e}; export "
+            f"it with its own library first (e.g. np.asarray(x))"
+        ) from e
     if device_type in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
         try:
             return np.from_dlpack(obj)  # NumPy validates strides and flags itself
@@ -96,25 +185,39 @@ def import_dlpack(obj: Any) -> np.ndarray | torch.Tensor:
         )
     try:
         return torch.from_dlpack(obj)
-    except (BufferError, TypeError, RuntimeError, ValueError) as e:
+    except Exception as e:
+        if device_type not in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
+            raise UnsupportedInputError(
+                f"{describe(obj)} lives on an accelerator (DLPack device type {device_type}) "
+                f"that this PyTorch cannot import ({e}); copy it to the host with its own "
+                f"library first (np.asarray(x), jax.device_get(x), cupy.asnumpy(x))"
+            ) from e
         raise UnsupportedInputError(
             f"{describe(obj)} cannot be exported through DLPack ({e}); convert it with its own "
             f"library first (a native-byte-order, contiguous array of a standard dtype)"
-        ) from None
+        ) from e
 
 
 def producer_array(obj: Any) -> np.ndarray:
-    """``np.asarray`` of an array-protocol object; a producer NumPy cannot read is one error."""
+    """``np.asarray`` of an array-protocol object; a producer NumPy cannot read is one error,
+    and an exception from the object's own ``__array__`` is kept as its ``__cause__``."""
     try:
-        return np.asarray(obj)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(obj)
     except (TypeError, ValueError, BufferError) as e:
         raise UnsupportedInputError(
             f"{describe(obj)}: NumPy cannot read its array interface ({e}); export it through "
             f"its own library first (e.g. x.numpy() or np.array(x.tolist()))"
-        ) from None
+        ) from e
+    except Exception as e:
+        raise ConversionError(
+            f"{describe(obj)}: its own __array__ raised {type(e).__name__}: {e}; fix the object "
+            f"(is its file or buffer still open?) or export it with its own library first"
+        ) from e
 
 
-def adapt(obj: Any, kind: str, to: str) -> tuple[list[Step], Any]:
+def adapt(obj: Any, kind: str, to: str, o: Options) -> tuple[list[Step], Any]:
     """Prefix steps and the tensor or ndarray that ``obj`` becomes before planning proper."""
     if kind is Kind.NUMPY_SCALAR:
         a = np.asarray(obj)
@@ -129,11 +232,11 @@ def adapt(obj: Any, kind: str, to: str) -> tuple[list[Step], Any]:
             )
         ], a
     if kind is Kind.PY_SCALAR or kind is Kind.SEQUENCE:
-        value = _python_to_numpy(obj) if to == "numpy" else _python_to_torch(obj)
+        value = _numbers_array(obj, python_dtype(o, to))
         nbytes = value.nbytes
         return [
             Step(
-                lambda: f"build from Python numbers ({format_bytes(nbytes)})",
+                lambda: f"build {value.dtype} from Python numbers ({format_bytes(nbytes)})",
                 _const,
                 value,
                 nbytes=nbytes,
@@ -151,9 +254,9 @@ def adapt(obj: Any, kind: str, to: str) -> tuple[list[Step], Any]:
         name = type(obj).__name__
         return [Step(lambda: f"view {name} through {how}", _const, a)], a
     if kind is Kind.DLPACK:
-        value = import_dlpack(obj)
+        imported = import_dlpack(obj)
         name = type(obj).__name__
-        return [Step(lambda: f"import {name} through DLPack (no copy)", _const, value)], value
+        return [Step(lambda: f"import {name} through DLPack (no copy)", _const, imported)], imported
     raise unsupported(obj, kind)
 
 
@@ -174,7 +277,13 @@ def _flat(seq: Any) -> Any:
             yield x
 
 
-def unsupported(obj: Any, kind: str) -> UnsupportedInputError:
+def unsupported(obj: Any, kind: str) -> ConversionError:
+    if kind is Kind.REFUSED:
+        adapter = _foreign.adapter_for(type(obj))
+        assert adapter is not None and adapter.refuse is not None
+        return adapter.refuse(obj)
+    if kind is Kind.NONE:
+        return none_error(obj)
     if kind is Kind.STR:
         return UnsupportedInputError(
             f"{describe(obj)}: a string has no array form; parse it first "
@@ -187,6 +296,17 @@ def unsupported(obj: Any, kind: str) -> UnsupportedInputError:
     )
 
 
+def _adapted(obj: Any, kind: str, to: str, o: Options) -> tuple[list[Step], Any, bool]:
+    """Prefix steps, the value they give, and whether they are the whole plan."""
+    if kind is Kind.FOREIGN:
+        adapter = _foreign.adapter_for(type(obj))
+        assert adapter is not None and adapter.leaf is not None
+        steps, value, complete = adapter.leaf(obj, to, o)
+        return list(steps), value, complete
+    steps, value = adapt(obj, kind, to, o)
+    return steps, value, False
+
+
 def plan_numpy(obj: Any, kind: str, o: Options) -> tuple[list[Step], Any]:
     """The full plan for one leaf going to NumPy, and the value the plan starts from."""
     if kind is Kind.TORCH:
@@ -196,8 +316,10 @@ def plan_numpy(obj: Any, kind: str, o: Options) -> tuple[list[Step], Any]:
         value = obj
         steps = _numpy_side.plan_array(obj, o)
     else:
-        steps, value = adapt(obj, kind, "numpy")
-        if isinstance(value, torch.Tensor):
+        steps, value, complete = _adapted(obj, kind, "numpy", o)
+        if complete:
+            pass
+        elif isinstance(value, torch.Tensor):
             steps += _numpy_side.plan_tensor(value, o)
         else:
             steps += _numpy_side.plan_array(value, o)
@@ -219,10 +341,14 @@ def plan_torch(obj: Any, kind: str, o: Options) -> tuple[list[Step], Any]:
     elif kind is Kind.NUMPY:
         steps = _torch_side.plan_array(obj, o)
     else:
-        prefix, value = adapt(obj, kind, "torch")
-        if isinstance(value, torch.Tensor):
+        prefix, value, complete = _adapted(obj, kind, "torch", o)
+        if complete:
+            rest = []
+        elif isinstance(value, torch.Tensor):
             rest = _torch_side.plan_tensor(value, _no_copy_rule(o, prefix))
         else:
+            if kind is Kind.PY_SCALAR or kind is Kind.SEQUENCE:
+                o = _default_torch_dtype(dtype_kind(value.dtype), o)
             rest = _torch_side.plan_array(value, _no_copy_rule(o, prefix))
         steps = prefix + rest
     if o.copy is False:

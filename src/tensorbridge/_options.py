@@ -122,7 +122,13 @@ def _parse_device(device: Any) -> torch.device | None:
     if isinstance(device, int) and not isinstance(device, bool):
         return torch.device("cuda", device)
     if isinstance(device, str):
-        return torch.device(device)
+        try:
+            return torch.device(device)
+        except (RuntimeError, ValueError):
+            raise ConversionError(
+                f"device={device!r} is not a device name PyTorch knows; pass 'cpu', 'cuda', "
+                f"'cuda:1', 'mps' or a torch.device ('cuda' is the name for a GPU)"
+            ) from None
     raise TypeError(
         f"device must be a string such as 'cpu', 'cuda', 'cuda:1' or 'mps', a torch.device or an "
         f"int, not {device!r}"

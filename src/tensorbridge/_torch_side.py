@@ -134,6 +134,7 @@ def _unobject(a: np.ndarray) -> np.ndarray:
         from ._api import to_numpy
 
         parts = [to_numpy(x) for x in items]
+        parts = [_unobject(p) if p.dtype.kind == "O" else p for p in parts]
         if len({p.shape for p in parts}) != 1:
             raise UnsupportedInputError(
                 f"{describe(a)} holds arrays of different shapes "
@@ -389,6 +390,21 @@ def _finish(
             )
         )
     if o.requires_grad:
+        if (
+            isinstance(subject, torch.Tensor)
+            and subject.is_inference()
+            and not any(s.copies for s in steps)
+        ):
+            # An inference tensor cannot join autograd: a copy made here can.
+            steps.append(
+                Step(
+                    lambda: f"copy an inference-mode tensor ({format_bytes(nbytes)})",
+                    _clone,
+                    nbytes=nbytes,
+                    copies=1,
+                    reason="an inference-mode tensor cannot require grad",
+                )
+            )
         if not (final.is_floating_point or final.is_complex):
             raise ConversionError(
                 f"{describe(subject)}: requires_grad=True needs a floating-point or complex "

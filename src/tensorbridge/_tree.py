@@ -7,6 +7,7 @@ every node type registered with optree (globally or in the ``"tensorbridge"`` na
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import json
@@ -17,9 +18,12 @@ import numpy as np
 import optree
 import torch
 
+from . import _foreign
 from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of, node_namespace
 
 PathLeafFn = Callable[[Any, str, str], Any]
+# Mappings whose type can be rebuilt from their items; any other comes back as a plain dict.
+_REBUILT_MAPPINGS = (dict, collections.UserDict)
 
 
 _KEY_TEXTS: dict[str, str] = {}  # the same keys come back call after call (state dicts)
@@ -49,12 +53,12 @@ def children(obj: Any, kind: str) -> tuple[list[str], list[Any], Callable[[list[
 
         def rebuild_mapping(new: list[Any]) -> Any:
             items = dict(zip(keys, new, strict=True))
-            if cls is dict:
-                return items
+            if cls is dict or not issubclass(cls, _REBUILT_MAPPINGS):
+                return items  # ChainMap, mappingproxy, ...: a plain dict, never garbled
             try:
                 return cls(items)
-            except TypeError:
-                return items  # a read-only mapping type that cannot be built from items
+            except Exception:
+                return items  # a subclass whose constructor takes other arguments
 
         return (
             [_key_text(k) if type(k) is str else f"[{k!r}]" for k in keys],
@@ -63,6 +67,10 @@ def children(obj: Any, kind: str) -> tuple[list[str], list[Any], Callable[[list[
         )
     if kind is Kind.SEQUENCE:
         return [f"[{i}]" for i in range(len(obj))], list(obj), cls
+    if kind is Kind.FOREIGN_NODE:
+        adapter = _foreign.adapter_for(cls)
+        assert adapter is not None and adapter.children is not None
+        return adapter.children(obj)
     if kind is Kind.DATACLASS:
         names = [f.name for f in dataclasses.fields(obj) if hasattr(obj, f.name)]
 

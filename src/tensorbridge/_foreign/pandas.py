@@ -1,0 +1,135 @@
+"""pandas ``DataFrame``, ``Series``, ``Index`` and extension arrays: their values, exactly.
+
+NumPy-dtype values are read as ``np.asarray`` reads them (a view where pandas keeps one block).
+Nullable columns (``Int64``, ``Float64``, ``boolean``, Arrow numbers) with no missing value
+become their NumPy dtype exactly (a copy: pandas stores values and mask apart); a missing value
+(``pd.NA``, ``NaT``) is refused, since no NumPy number holds it, naming the column and
+``.to_numpy(dtype=..., na_value=...)``. Categorical, string, object and time-zone-aware columns
+are refused, each with the fix that fits it. A frame's columns are combined with NumPy's type
+promotion (``np.result_type``): an int and a bool column give int64, where ``np.asarray`` would
+give an object array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._errors import LossyConversionError, UnsupportedInputError, describe
+from .._plan import format_bytes
+from . import Adapter
+from ._common import guarded, handed_over
+
+
+def recognise(cls: type) -> Adapter | None:
+    import pandas as pd
+
+    if issubclass(cls, pd.DataFrame):
+        return Adapter("pandas.DataFrame", "leaf", leaf=_frame)
+    if issubclass(cls, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+        return Adapter(f"pandas.{cls.__name__}", "leaf", leaf=_column_values)
+    return None
+
+
+def _is_text(values: Any, dtype: Any) -> bool:
+    if getattr(dtype, "kind", "") in "US" or type(dtype).__name__ == "StringDtype":
+        return True
+    first = next((x for x in values if x is not None and x == x), None)  # x == x: not NaN
+    return isinstance(first, (str, bytes))
+
+
+def numpy_dtype_of(col: Any, what: str, fix: str) -> np.dtype[Any]:
+    """The NumPy dtype ``col``'s values take exactly, or the error naming ``what`` and ``fix``.
+
+    ``what`` names the object for the message (a Series, a DataFrame's column), ``fix`` is the
+    expression the suggested call starts from (``s``, ``df['a']``).
+    """
+    import pandas as pd
+
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        raise UnsupportedInputError(
+            f"{what} is categorical: its categories ({dtype.categories.dtype}) have no array "
+            f"form; convert its integer codes instead, {fix}.cat.codes (and keep "
+            f"{fix}.cat.categories to map them back)"
+        )
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        raise UnsupportedInputError(
+            f"{what} holds time-zone-aware datetimes ({dtype}), which have no array form; "
+            f"convert them to integer UTC timestamps first: "
+            f"{fix}.dt.tz_convert(None).astype('int64') (in {dtype.unit} since the epoch)"
+        )
+    np_dtype = dtype if isinstance(dtype, np.dtype) else getattr(dtype, "numpy_dtype", None)
+    if not isinstance(np_dtype, np.dtype) or np_dtype.kind not in "biufcmM":
+        if _is_text(col, dtype):
+            raise UnsupportedInputError(
+                f"{what} holds strings ({dtype}), which have no array form; encode them first, "
+                f"e.g. {fix}.astype('category').cat.codes, or leave the column out"
+            )
+        raise UnsupportedInputError(
+            f"{what} holds Python objects ({dtype}), which have no array form; convert them to "
+            f"numbers first, e.g. pd.to_numeric({fix}), or leave the column out"
+        )
+    if not isinstance(dtype, np.dtype) or np_dtype.kind in "mM":
+        missing = int(col.isna().sum())
+        if missing:
+            na = "NaT" if np_dtype.kind in "mM" else "pd.NA"
+            how = (
+                "dtype='int64', na_value=0"
+                if np_dtype.kind in "mM"
+                else "dtype='float64', na_value=np.nan"
+            )
+            raise LossyConversionError(
+                f"{what} has {missing} missing value{'s' * (missing > 1)} ({na}) that no "
+                f"{np_dtype} value can hold: converting would drop them; choose what they "
+                f"become, e.g. {fix}.to_numpy({how})"
+            )
+    return np_dtype
+
+
+def _label(obj: Any) -> str:
+    name = getattr(obj, "name", None)
+    return describe(obj) + (f" named {name!r}" if name is not None else "")
+
+
+def _column_values(obj: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
+    """A Series, Index or extension array: its values, viewed or read."""
+    np_dtype = numpy_dtype_of(obj, _label(obj), "s" if obj.ndim == 1 else "x")
+    if isinstance(obj.dtype, np.dtype):
+        values = guarded(obj, "to_numpy()", lambda: np.asarray(obj))
+        return [handed_over(f"view {type(obj).__name__} values (no copy)", values)], values, False
+    values = guarded(obj, "to_numpy()", lambda: obj.to_numpy(dtype=np_dtype))
+    nbytes = values.nbytes
+    text = f"read {obj.dtype} values as {np_dtype} ({format_bytes(nbytes)})"
+    why = f"a {obj.dtype} column is stored as values and a mask; they are read into a new array"
+    return [handed_over(text, values, nbytes=nbytes, reason=why)], values, False
+
+
+def _frame(df: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
+    """A DataFrame: one 2-D array of its columns' values (a view of a single-dtype frame)."""
+    dtypes = []
+    for i, (label, dtype) in enumerate(df.dtypes.items()):
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufc":
+            dtypes.append(dtype)  # a plain NumPy column: nothing to check
+            continue
+        what = f"column {label!r} of {describe(df)}"
+        dtypes.append(numpy_dtype_of(df.iloc[:, i], what, f"df[{label!r}]"))
+    common = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+    values = guarded(df, "to_numpy()", lambda: df.to_numpy(dtype=common))
+    shared = bool(dtypes) and np.may_share_memory(values, df.iloc[:, 0].to_numpy())
+    if shared or values.size == 0:
+        return [handed_over("view DataFrame values (no copy)", values)], values, False
+    nbytes = values.nbytes
+    return (
+        [
+            handed_over(
+                f"gather {len(dtypes)} columns into one {common} array ({format_bytes(nbytes)})",
+                values,
+                nbytes=nbytes,
+                reason="the frame's columns are stored apart (several dtypes or blocks)",
+            )
+        ],
+        values,
+        False,
+    )

@@ -1,0 +1,143 @@
+"""Tensor subclasses that wrap other tensors (``__torch_dispatch__``), and ``PackedSequence``.
+
+A plain subclass (``as_subclass``, ``nn.Parameter``, ``nn.Buffer``) is a tensor with memory of
+its own and converts as one: no adapter claims it. A wrapper subclass (``DTensor``,
+``MaskedTensor``, any class overriding ``__torch_dispatch__``) holds no memory NumPy could view:
+``to_torch`` keeps it (dtype and device through its own ``.to``), ``to_numpy`` refuses it with
+the call that unwraps it. A ``PackedSequence`` is a container whose only converted member is
+``.data``: ``dtype``/``float_dtype`` never touch ``batch_sizes`` or the index tensors.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._errors import LossyConversionError, UnsupportedInputError, describe
+from .._plan import Step, format_bytes
+from . import Adapter
+
+_PLAIN_DISPATCH = torch._C._disabled_torch_dispatch_impl
+
+
+def recognise(cls: type) -> Adapter | None:
+    if issubclass(cls, torch.Tensor):
+        dispatch = getattr(cls.__torch_dispatch__, "__func__", cls.__torch_dispatch__)
+        if dispatch is _PLAIN_DISPATCH or cls.__module__.startswith("torch.nested."):
+            return None  # a plain subclass, or a jagged tensor: the core converts those
+        return Adapter(f"tensor subclass {cls.__name__}", "leaf", leaf=_wrapper)
+    packed = getattr(sys.modules.get("torch.nn.utils.rnn"), "PackedSequence", None)
+    if packed is not None and issubclass(cls, packed):
+        return Adapter("PackedSequence", "container", children=_packed_data, note=_packed_note)
+    return None
+
+
+def _refusal(t: Any) -> Exception:
+    name = type(t).__name__
+    if name == "DTensor":
+        return UnsupportedInputError(
+            f"{describe(t)} is a DTensor, sharded over a device mesh: no single process holds "
+            f"its values; call .full_tensor() for the whole tensor (a collective every rank must "
+            f"call) or .to_local() for this rank's shard, and convert that"
+        )
+    if name == "MaskedTensor":
+        return LossyConversionError(
+            f"{describe(t)} is a MaskedTensor: an array of its values would drop its mask; "
+            f"convert .get_data() and .get_mask() separately"
+        )
+    return UnsupportedInputError(
+        f"{describe(t)} is a tensor subclass that wraps other tensors (__torch_dispatch__): it "
+        f"has no memory NumPy could view; unwrap it with its own API first, then convert that"
+    )
+
+
+def _to(t: torch.Tensor, arg: tuple[torch.dtype | None, torch.device | None]) -> torch.Tensor:
+    dtype, device = arg
+    return t.to(device=device, dtype=dtype)
+
+
+def _clone(t: torch.Tensor, _: Any) -> torch.Tensor:
+    return t.clone()
+
+
+def _detach(t: torch.Tensor, _: Any) -> torch.Tensor:
+    return t.detach()
+
+
+def _require_grad(t: torch.Tensor, _: Any) -> torch.Tensor:
+    if t.requires_grad:
+        return t
+    return t.detach().requires_grad_(True)
+
+
+def _wrapper(t: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
+    """``to_numpy``: refused. ``to_torch``: kept, with its own ``.to`` for dtype and device."""
+    if to == "numpy":
+        raise _refusal(t)
+    name = type(t).__name__
+    steps: list[Any] = []
+    if o.requires_grad is False and t.requires_grad:
+        steps.append(Step("detach from autograd (no copy)", _detach))
+    kind = "c" if t.dtype.is_complex else "f" if t.dtype.is_floating_point else "i"
+    dtype = o.target_dtype(kind)
+    dtype = None if dtype == t.dtype else dtype
+    device = o.device if o.device is not None and o.device != t.device else None
+    nbytes = t.numel() * (dtype or t.dtype).itemsize
+    if dtype is not None or device is not None:
+        what = ", ".join(x for x in (dtype and f"{t.dtype} → {dtype}", device and str(device)) if x)
+        steps.append(
+            Step(
+                f"{name}.to({what}) ({format_bytes(nbytes)})",
+                _to,
+                (dtype, device),
+                nbytes=nbytes,
+                copies=1,
+                reason=f"{name}.to({what})",
+            )
+        )
+    elif o.copy:
+        steps.append(
+            Step(f"{name}.clone() ({format_bytes(nbytes)})", _clone, nbytes=nbytes, copies=1)
+        )
+    if o.requires_grad:
+        final = dtype or t.dtype
+        if not (final.is_floating_point or final.is_complex):
+            raise UnsupportedInputError(
+                f"{describe(t)}: requires_grad=True needs a floating-point or complex result, "
+                f"not {final}; pass dtype=torch.float32 (or another float dtype) as well"
+            )
+        steps.append(Step("make the result require grad (no copy)", _require_grad))
+    return steps, t, True
+
+
+def _packed_data(ps: Any) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
+    def rebuild(new: list[Any]) -> Any:
+        (data,) = new
+        if isinstance(data, torch.Tensor):  # the indices follow .data's device, as in .to()
+            return ps._replace(
+                data=data,
+                sorted_indices=_moved(ps.sorted_indices, data.device),
+                unsorted_indices=_moved(ps.unsorted_indices, data.device),
+            )
+        index = [ps.batch_sizes, ps.sorted_indices, ps.unsorted_indices]
+        arrays = [None if i is None else i.detach().cpu().numpy() for i in index]
+        if not isinstance(data, np.ndarray):  # to_python: plain lists
+            arrays = [None if a is None else a.tolist() for a in arrays]
+        return dict(zip(ps._fields, [data, *arrays], strict=True))
+
+    return [".data"], [ps.data], rebuild
+
+
+def _moved(index: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if index is None else index.to(device)
+
+
+def _packed_note(ps: Any) -> str:
+    return (
+        "PackedSequence: only .data is converted (dtype applies to it alone); batch_sizes and "
+        "the index tensors are kept as they are (to_numpy: a plain dict of arrays)"
+    )
