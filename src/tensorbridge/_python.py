@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import _leaves
 from ._api import to_numpy
 from ._dtypes import by_numpy
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
+from ._foreign._common import key_text
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._leaves import all_numbers
-from ._tree import walk, walk_with_paths
+from ._tree import children
 
 _COMPLEX32 = getattr(torch, "complex32", None)
+_Tensor = torch.Tensor
 
 
 def _widen_ml(a: np.ndarray) -> np.ndarray:
@@ -25,43 +30,140 @@ def _widen_ml(a: np.ndarray) -> np.ndarray:
     return a.astype(np.complex64 if row.kind == "c" else np.float32)
 
 
-def _leaf_to_python(obj: Any, kind: str) -> Any:
+_JSON_KEYS = (str, int, float, bool, type(None))
+
+
+def _at(err: ConversionError, path: str) -> ConversionError:
+    return err if path == "obj" else err.at(path)
+
+
+def _no_json(a: np.ndarray, subject: Any) -> ConversionError | None:
+    """Why an array's values have no exact JSON form, with the call that gives them one."""
+    kind = a.dtype.kind
+    if kind in "Mm":
+        unit = np.datetime_data(a.dtype)[0]
+        return UnsupportedInputError(
+            f"{describe(subject)} holds {a.dtype} values, which have no JSON form; convert "
+            f"them first: x.astype('int64') for counts of {unit} since the epoch, or "
+            f"np.datetime_as_string(x) for ISO text"
+        )
+    if kind in "fc" and a.dtype.itemsize > (8 if kind == "f" else 16):
+        return LossyConversionError(
+            f"{describe(subject)}: long double has no exact JSON form (a JSON number is a "
+            f"float64); convert x.astype(np.float64) first to accept the rounding"
+        )
+    if kind == "c":
+        return LossyConversionError(
+            f"{describe(subject)} is complex, and JSON has no complex numbers; convert the real "
+            f"and imaginary parts as pairs, torch.view_as_real(t) (or np.stack([a.real, a.imag], "
+            f"-1))"
+        )
+    if kind in "SV":
+        return UnsupportedInputError(
+            f"{describe(subject)} holds {a.dtype} values (bytes or records), which have no JSON "
+            f"form; decode or split them first"
+        )
+    return None
+
+
+def _array_to_python(a: np.ndarray, subject: Any, path: str) -> Any:
+    a = _widen_ml(a)  # bfloat16, float8, complex32 as float32/complex64: exact
+    problem = _no_json(a, subject)
+    if problem is not None:
+        raise _at(problem, path)
+    out = a.tolist()
+    if a.dtype.kind == "O":  # the items of an object array go through the same rules
+        return _items_to_python(out, path)
+    return out
+
+
+def _items_to_python(x: Any, path: str) -> Any:
+    if type(x) is list:
+        return [_items_to_python(v, f"{path}[{i}]") for i, v in enumerate(x)]
+    return _to_json(x, path)
+
+
+def _leaf_to_python(obj: Any, kind: str, path: str) -> Any:
     if kind is Kind.NUMPY_SCALAR:
-        return _widen_ml(np.asarray(obj)).item()
-    if kind in LEAF_KINDS:
-        converted = to_numpy(obj)
-        if isinstance(converted, list):  # a nested (jagged) tensor
-            return [_widen_ml(a).tolist() for a in converted]
-        return _widen_ml(converted).tolist()
-    return obj
+        return _array_to_python(np.asarray(obj), obj, path)
+    converted = to_numpy(obj)
+    if isinstance(converted, list):  # a nested (jagged) tensor
+        return [_array_to_python(a, obj, f"{path}[{i}]") for i, a in enumerate(converted)]
+    return _array_to_python(converted, obj, path)
+
+
+def _key(key: Any, path: str) -> Any:
+    if isinstance(key, _JSON_KEYS):
+        return key
+    raise UnsupportedInputError(
+        f"key {key!r} ({type(key).__name__}) has no JSON form (JSON keys are strings); "
+        f"convert the keys to str first"
+    ).at(path)
+
+
+def _scalar_to_python(x: Any, kind: str, path: str) -> Any:
+    if kind is Kind.PY_SCALAR and not isinstance(x, complex):
+        return x
+    if kind is Kind.STR or kind is Kind.NONE:
+        return x
+    if kind is Kind.PY_SCALAR:
+        problem: ConversionError = LossyConversionError(
+            f"{describe(x)} is complex, and JSON has no complex numbers; convert "
+            f"[x.real, x.imag] instead"
+        )
+    elif kind is Kind.BYTES:
+        problem = UnsupportedInputError(
+            f"{describe(x)}: bytes have no JSON form; decode them first (b.decode()) or "
+            f"pass list(b) for their values"
+        )
+    else:
+        problem = UnsupportedInputError(
+            f"{describe(x)} has no JSON form: to_python gives dicts, lists, str, int, float, "
+            f"bool and None; convert it (or leave it out) first"
+        )
+    raise _at(problem, path)
+
+
+def _to_json(x: Any, path: str) -> Any:
+    """``x`` as dicts, lists, str, int, float, bool and None only."""
+    kind = kind_of(x)
+    if kind in LEAF_KINDS or kind is Kind.NUMPY_SCALAR:
+        return _leaf_to_python(x, kind, path)
+    if kind not in CONTAINER_KINDS:
+        return _scalar_to_python(x, kind, path)
+    if isinstance(x, Mapping):
+        return {_key(k, path): _to_json(v, path + key_text(k)) for k, v in x.items()}
+    if kind is Kind.DATACLASS:
+        names = [f.name for f in dataclasses.fields(x) if hasattr(x, f.name)]
+        return {n: _to_json(getattr(x, n), f"{path}.{n}") for n in names}
+    suffixes, values, rebuild = children(x, kind)
+    converted = [_to_json(v, path + s) for s, v in zip(suffixes, values, strict=True)]
+    if kind is Kind.FOREIGN_NODE:
+        return rebuild(converted)  # a plain dict (xarray.Dataset, h5py.Group, PackedSequence)
+    return converted  # lists, tuples, namedtuples and other nodes: a list
 
 
 def to_python(obj: Any, /) -> Any:
-    """Plain Python values: numbers, nested lists, containers of them (JSON-ready).
+    """Plain Python values, JSON-ready: dicts, lists, str, int, float, bool and None only.
+
+    Mappings and dataclasses become dicts, tuples and namedtuples lists; a value with no exact
+    JSON form (complex, long double, datetime64) raises with the call that gives it one.
 
     >>> import torch
-    >>> to_python({"loss": torch.tensor(0.5), "ids": torch.tensor([1, 2])})
-    {'loss': 0.5, 'ids': [1, 2]}
+    >>> to_python({"loss": torch.tensor(0.5), "ids": (torch.tensor([1, 2]), 3)})
+    {'loss': 0.5, 'ids': [[1, 2], 3]}
     """
     kind = kind_of(obj)
-    if kind not in CONTAINER_KINDS:
-        return _leaf_to_python(obj, kind)
+    if kind is Kind.BYTES:
+        return _leaf_to_python(obj, Kind.BUFFER, "obj")  # its buffer, as to_numpy reads it
+    if kind is Kind.REFUSED or kind is Kind.UNKNOWN:
+        raise _leaves.unsupported(obj, kind)
     try:
-        return walk(obj, lambda x: _leaf_to_python(x, kind_of(x)))
+        return _to_json(obj, "obj")
     except RecursionError:
         raise UnsupportedInputError(
             f"{describe(obj)} is nested too deeply, or contains itself; break the cycle first"
         ) from None
-    except ConversionError:
-
-        def at(x: Any, k: str, path: str) -> Any:
-            try:
-                return _leaf_to_python(x, k)
-            except ConversionError as e:
-                raise e.at(path) from None
-
-        walk_with_paths(obj, at)
-        raise
 
 
 def _one_element(obj: Any, size: int) -> None:
@@ -81,6 +183,11 @@ def item(obj: Any, /) -> Any:
     >>> item(torch.tensor([[2.5]], requires_grad=True))
     2.5
     """
+    if type(obj) is _Tensor and obj.dtype is not _COMPLEX32:
+        try:
+            return obj.item()  # one element, on any device, with or without grad
+        except RuntimeError:
+            pass  # many elements, meta, nested: the checks below say which
     kind = kind_of(obj)
     if kind is Kind.PY_SCALAR:
         return obj

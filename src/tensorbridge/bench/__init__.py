@@ -33,9 +33,9 @@ __all__ = ["all_cases", "config", "main", "run_cases"]
 
 def all_cases(cfg: Config) -> list[Case]:
     """Every case of the suite, in report order, sized for ``cfg``."""
-    from . import _bulk, _gpu, _leaf, _trees
+    from . import _bulk, _gpu, _leaf, _lists, _trees
 
-    return _leaf.cases() + _trees.cases() + _bulk.cases(cfg) + _gpu.cases(cfg)
+    return _leaf.cases() + _trees.cases() + _lists.cases() + _bulk.cases(cfg) + _gpu.cases(cfg)
 
 
 def run_cases(cases: Sequence[Case], cfg: Config, progress: bool = False) -> list[Result]:
