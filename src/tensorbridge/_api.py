@@ -287,7 +287,7 @@ def to_numpy(
             view = _view_for(obj.dtype)  # only a tensor has a torch.dtype
             if view is not None:
                 return view(obj.detach() if obj.requires_grad else obj)
-        except (AttributeError, RuntimeError, TypeError, _NotFast):
+        except Exception:  # (AttributeError, RuntimeError, _NotFast, or a user .dtype raising)
             # No dtype, a conj/neg bit, another device or layout: the planner decides. A device
             # tensor pays PyTorch's exception here (~15 µs, beside a host copy and sync of 20 µs
             # or more); testing is_cpu first would cost every CPU call ~60 ns (bench: 0.76× →
