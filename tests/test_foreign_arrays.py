@@ -61,7 +61,7 @@ def test_scipy_sparse_to_torch_keeps_layout_and_values(fmt, kind):
     assert t.layout is LAYOUTS.get(fmt, torch.sparse_coo)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        np.testing.assert_array_equal(t.to_dense().numpy(), m.toarray())
+        np.testing.assert_array_equal(t.to_dense().numpy(), dense)
     assert t.dtype == torch.float64
     plan = tb.explain(m, to="torch")
     assert plan.copies == 1 and not plan.shares_memory

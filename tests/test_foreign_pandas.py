@@ -58,7 +58,8 @@ def test_missing_value_in_a_frame_names_the_column():
 def test_nat_in_a_datetime_column_is_lossy_and_the_fix_works():
     """NaT is a missing value too: refused, and .to_numpy(dtype='int64', na_value=0) works."""
     s = pd.Series(pd.to_datetime(["2020-01-01", None]))
-    with pytest.raises(tb.LossyConversionError, match=r"NaT.*to_numpy\(dtype='int64', na_value=0\)"):
+    fix = r"NaT.*to_numpy\(dtype='int64', na_value=0\)"
+    with pytest.raises(tb.LossyConversionError, match=fix):
         tb.to_numpy(s, dtype="int64")
     out = tb.to_numpy(s.to_numpy(dtype="int64", na_value=0))
     assert out[1] == 0 and out.dtype == np.int64

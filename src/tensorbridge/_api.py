@@ -468,6 +468,9 @@ def _value_before(x: Any, steps: list[Step]) -> torch.Tensor:
     in (its pages are never touched)."""
     if not any(s.copies for s in steps):
         return run(tuple(steps), x)
+    for s in steps:  # an adapted input (a DataFrame, an HDF5 dataset) is an array from here on
+        if isinstance(s.arg, (np.ndarray, torch.Tensor)):
+            x = s.arg
     dtype = next(
         (s.arg for s in reversed(steps) if isinstance(s.arg, torch.dtype)),
         x.dtype if isinstance(x, torch.Tensor) else _torch_dtype_of(x),

@@ -173,8 +173,8 @@ def import_dlpack(obj: Any) -> np.ndarray | torch.Tensor:
     if device_type in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
         try:
             return np.from_dlpack(obj)  # NumPy validates strides and flags itself
-        except (BufferError, TypeError, RuntimeError):
-            pass  # a dtype NumPy cannot import (e.g. bfloat16): PyTorch can, below
+        except Exception:
+            pass  # a dtype NumPy cannot import (e.g. bfloat16): PyTorch can, below (or says why)
     strides = getattr(obj, "strides", None)
     if strides is not None and any(s < 0 for s in strides):
         # torch.from_dlpack aborts the process on negative strides: refuse before calling it.

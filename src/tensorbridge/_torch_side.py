@@ -441,7 +441,9 @@ def plan_tensor(t: torch.Tensor, o: Options) -> list[Step]:
         final = target
     device = o.device
     if device is not None and not _same_device(t.device, device):
+        # On a graph, or sparse (the batched byte copies take dense tensors): Tensor.to moves it.
         keep_graph = t.requires_grad and o.requires_grad is not False
+        keep_graph = keep_graph or t.layout is not torch.strided
         steps.append(_device_step(t.device, device, nbytes, o, keep_graph))
     if o.pin_memory and (device or t.device).type == "cpu" and not (steps or t.is_pinned()):
         steps.append(_pin_step(nbytes))

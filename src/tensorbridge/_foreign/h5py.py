@@ -29,8 +29,8 @@ def recognise(cls: type) -> Adapter | None:
     return None
 
 
-def _read(ds: Any, dtype: np.dtype[Any]) -> np.ndarray:
-    out = np.empty(ds.shape, dtype=dtype)
+def _read(ds: Any, like: np.ndarray) -> np.ndarray:
+    out = np.empty_like(like)
     if out.size:
         guarded(ds, "reading it", lambda: ds.read_direct(out))
     return out
@@ -55,7 +55,7 @@ def _plan_read(ds: Any) -> tuple[list[Any], Any, bool]:
     step = Step(
         f"read HDF5 dataset {ds.name!r} ({format_bytes(nbytes)}{swap})",
         _read,
-        native,
+        stand_in,
         nbytes=nbytes,
         copies=1,
         reason="an HDF5 dataset lives in a file: it is read into a new array",

@@ -11,6 +11,7 @@ the call that unwraps it. A ``PackedSequence`` is a container whose only convert
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 from .._errors import LossyConversionError, UnsupportedInputError, describe
 from .._plan import Step, format_bytes
 from . import Adapter
+from ._common import guarded
 
 _PLAIN_DISPATCH = torch._C._disabled_torch_dispatch_impl
 
@@ -55,23 +57,31 @@ def _refusal(t: Any) -> Exception:
     )
 
 
+def _own(t: torch.Tensor, what: str, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``fn()``, an operation of the subclass's own: its warnings stay inside (prototype
+    notices), and an exception it raises becomes one ``ConversionError`` naming the tensor."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return guarded(t, f"its own {what}", fn)
+
+
 def _to(t: torch.Tensor, arg: tuple[torch.dtype | None, torch.device | None]) -> torch.Tensor:
     dtype, device = arg
-    return t.to(device=device, dtype=dtype)
+    return _own(t, ".to()", lambda: t.to(device=device, dtype=dtype))
 
 
 def _clone(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return t.clone()
+    return _own(t, ".clone()", t.clone)
 
 
 def _detach(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return t.detach()
+    return _own(t, ".detach()", t.detach)
 
 
 def _require_grad(t: torch.Tensor, _: Any) -> torch.Tensor:
     if t.requires_grad:
         return t
-    return t.detach().requires_grad_(True)
+    return _own(t, ".requires_grad_()", lambda: t.detach().requires_grad_(True))
 
 
 def _wrapper(t: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
