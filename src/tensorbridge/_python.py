@@ -7,12 +7,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._api import to_numpy
+from ._adapt import all_numbers
+from ._api import flatten_input, to_numpy, top_level
 from ._dtypes import by_numpy
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
-from ._leaves import all_numbers
-from ._tree import walk, walk_with_paths
+from ._kinds import LEAF_KINDS, Kind, kind_of
 
 _COMPLEX32 = getattr(torch, "complex32", None)
 
@@ -29,10 +28,7 @@ def _leaf_to_python(obj: Any, kind: str) -> Any:
     if kind is Kind.NUMPY_SCALAR:
         return _widen_ml(np.asarray(obj)).item()
     if kind in LEAF_KINDS:
-        converted = to_numpy(obj)
-        if isinstance(converted, list):  # a nested (jagged) tensor
-            return [_widen_ml(a).tolist() for a in converted]
-        return _widen_ml(converted).tolist()
+        return _widen_ml(to_numpy(obj)).tolist()
     return obj
 
 
@@ -43,25 +39,19 @@ def to_python(obj: Any, /) -> Any:
     >>> to_python({"loss": torch.tensor(0.5), "ids": torch.tensor([1, 2])})
     {'loss': 0.5, 'ids': [1, 2]}
     """
-    kind = kind_of(obj)
-    if kind not in CONTAINER_KINDS:
+    obj, kind, role = top_level(obj, "numpy")
+    if role == "leaf" and kind in LEAF_KINDS:
         return _leaf_to_python(obj, kind)
-    try:
-        return walk(obj, lambda x: _leaf_to_python(x, kind_of(x)))
-    except RecursionError:
-        raise UnsupportedInputError(
-            f"{describe(obj)} is nested too deeply, or contains itself; break the cycle first"
-        ) from None
-    except ConversionError:
-
-        def at(x: Any, k: str, path: str) -> Any:
-            try:
-                return _leaf_to_python(x, k)
-            except ConversionError as e:
-                raise e.at(path) from None
-
-        walk_with_paths(obj, at)
-        raise
+    if kind is Kind.PY_SCALAR or kind is Kind.BYTES:
+        return obj
+    flat = flatten_input(obj, "numpy", plain=True)
+    out = []
+    for i, leaf in enumerate(flat.leaves):
+        try:
+            out.append(_leaf_to_python(leaf, kind_of(leaf)))
+        except ConversionError as e:
+            raise e.at(flat.path(i)) from None
+    return flat.rebuild(out)
 
 
 def _one_element(obj: Any, size: int) -> None:
@@ -107,6 +97,6 @@ def item(obj: Any, /) -> Any:
             return item(obj[0])
         _one_element(obj, len(obj))
     raise UnsupportedInputError(
-        f"item() takes one tensor, array or number, not {describe(obj)}; use to_python() for "
+        f"item() takes one tensor, array or number, not {describe(obj)}; use to_python(x) for "
         f"containers"
     )
