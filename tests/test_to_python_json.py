@@ -130,12 +130,20 @@ def test_unknown_objects_are_refused():
         tb.to_python({"o": object()})
 
 
-def test_plain_values_pass_through():
-    """Values that are JSON already come back as they are."""
-    assert tb.to_python("s") == "s"
-    assert tb.to_python(None) is None
+def test_top_level_values_follow_to_numpy():
+    """At the top level, numbers and lists of numbers convert as to_numpy reads them; str and None
+    have no array form and are refused, as in to_numpy; inside a container they pass through."""
     assert tb.to_python(3) == 3
-    assert tb.to_python([1, [2.5, True]]) == [1, [2.5, True]]
+    assert tb.to_python([1, 2]) == [1, 2]
+    with pytest.raises(tb.UnsupportedInputError):
+        tb.to_python("s")
+    with pytest.raises(tb.UnsupportedInputError, match=r"backward\(\)"):
+        tb.to_python(None)
+    assert tb.to_python({"s": "x", "n": None, "l": [1, [2.5, True]]}) == {
+        "s": "x",
+        "n": None,
+        "l": [1, [2.5, True]],
+    }
 
 
 def test_non_string_keys():

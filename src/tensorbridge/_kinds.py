@@ -63,22 +63,6 @@ def _has_buffer(obj: Any) -> bool:
     return True
 
 
-def node_namespace(cls: type) -> str | None:
-    """The optree namespace ``cls`` is registered in: ours (or global), else any other one.
-
-    optree has no public way to list namespaces, so other projects' registrations are found in
-    its registry table; if that table ever changes shape, only ours and the global one count.
-    """
-    if optree.register_pytree_node.get(cls, namespace=NAMESPACE) is not None:
-        return NAMESPACE
-    table = getattr(getattr(optree, "registry", None), "_NODETYPE_REGISTRY", None)
-    if isinstance(table, dict):
-        for key in list(table):
-            if isinstance(key, tuple) and len(key) == 2 and key[1] is cls:
-                return str(key[0])
-    return None
-
-
 def _classify(obj: Any) -> str:
     try:
         return _classify_type(obj)
@@ -106,11 +90,9 @@ def _classify_type(obj: Any) -> str:
     if obj is None:
         return Kind.NONE
     if cls is list or cls is tuple or issubclass(cls, torch.Size):
-        return Kind.SEQUENCE  # torch.Size even where torch._dynamo registered it with optree
+        return Kind.SEQUENCE  # torch.Size is a sequence of integers, whoever registers it
     if optree.register_pytree_node.get(cls, namespace=NAMESPACE) is not None:
-        return Kind.NODE
-    if node_namespace(cls) is not None:
-        return Kind.NODE
+        return Kind.NODE  # registered in our namespace or the global one (optree's public API)
     if issubclass(cls, (list, tuple)):
         return Kind.SEQUENCE  # e.g. torch.Size; namedtuples are optree nodes, caught above
     if isinstance(obj, Mapping):

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._adapt import import_dlpack, producer_array
 from ._errors import UnsupportedInputError, describe
 from ._kinds import Kind, kind_of
 
@@ -48,12 +49,8 @@ def _as_array(x: Any) -> np.ndarray | torch.Tensor | None:
     if kind in (Kind.ARRAY_LIKE, Kind.BUFFER, Kind.BYTES):
         if kind is not Kind.ARRAY_LIKE:
             return np.asarray(memoryview(x))
-        from ._leaves import producer_array
-
-        return producer_array(x)
+        return producer_array(x)[0]
     if kind is Kind.DLPACK:
-        from ._leaves import import_dlpack
-
         value = import_dlpack(x)
         return value if isinstance(value, np.ndarray) else _as_array(value)
     raise UnsupportedInputError(f"shares_memory() compares tensors and arrays, not {describe(x)}")

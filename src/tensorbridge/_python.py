@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import _leaves
-from ._api import to_numpy
+from ._adapt import all_numbers
+from ._api import flatten_input, to_numpy, top_level
 from ._dtypes import by_numpy
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from ._foreign._common import key_text
-from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
-from ._leaves import all_numbers
-from ._tree import children
+from ._kinds import LEAF_KINDS, Kind, kind_of
 
 _COMPLEX32 = getattr(torch, "complex32", None)
 _Tensor = torch.Tensor
@@ -28,13 +23,6 @@ def _widen_ml(a: np.ndarray) -> np.ndarray:
     if row is None or row.native:
         return a
     return a.astype(np.complex64 if row.kind == "c" else np.float32)
-
-
-_JSON_KEYS = (str, int, float, bool, type(None))
-
-
-def _at(err: ConversionError, path: str) -> ConversionError:
-    return err if path == "obj" else err.at(path)
 
 
 def _no_json(a: np.ndarray, subject: Any) -> ConversionError | None:
@@ -66,81 +54,52 @@ def _no_json(a: np.ndarray, subject: Any) -> ConversionError | None:
     return None
 
 
-def _array_to_python(a: np.ndarray, subject: Any, path: str) -> Any:
+def _array_to_python(a: np.ndarray, subject: Any) -> Any:
     a = _widen_ml(a)  # bfloat16, float8, complex32 as float32/complex64: exact
     problem = _no_json(a, subject)
     if problem is not None:
-        raise _at(problem, path)
+        raise problem
     out = a.tolist()
-    if a.dtype.kind == "O":  # the items of an object array go through the same rules
-        return _items_to_python(out, path)
+    if a.dtype.kind == "O":  # the items of an object array follow the same rules
+        return _items_to_python(out)
     return out
 
 
-def _items_to_python(x: Any, path: str) -> Any:
+def _items_to_python(x: Any) -> Any:
     if type(x) is list:
-        return [_items_to_python(v, f"{path}[{i}]") for i, v in enumerate(x)]
-    return _to_json(x, path)
+        return [_items_to_python(v) for v in x]
+    return _leaf_to_python(x, kind_of(x))
 
 
-def _leaf_to_python(obj: Any, kind: str, path: str) -> Any:
+def _leaf_to_python(obj: Any, kind: str) -> Any:
+    """One leaf as JSON's values: an array's ``tolist``, or a plain value as it is."""
     if kind is Kind.NUMPY_SCALAR:
-        return _array_to_python(np.asarray(obj), obj, path)
-    converted = to_numpy(obj)
-    if isinstance(converted, list):  # a nested (jagged) tensor
-        return [_array_to_python(a, obj, f"{path}[{i}]") for i, a in enumerate(converted)]
-    return _array_to_python(converted, obj, path)
-
-
-def _key(key: Any, path: str) -> Any:
-    if isinstance(key, _JSON_KEYS):
-        return key
-    raise UnsupportedInputError(
-        f"key {key!r} ({type(key).__name__}) has no JSON form (JSON keys are strings); "
-        f"convert the keys to str first"
-    ).at(path)
-
-
-def _scalar_to_python(x: Any, kind: str, path: str) -> Any:
-    if kind is Kind.PY_SCALAR and not isinstance(x, complex):
-        return x
-    if kind is Kind.STR or kind is Kind.NONE:
-        return x
+        return _array_to_python(np.asarray(obj), obj)
+    if kind in LEAF_KINDS:
+        converted = to_numpy(obj)
+        if isinstance(converted, list):  # a nested (jagged) tensor
+            return [_array_to_python(a, obj) for a in converted]
+        return _array_to_python(converted, obj)
+    if (
+        kind is Kind.STR
+        or kind is Kind.NONE
+        or (kind is Kind.PY_SCALAR and type(obj) is not complex)
+    ):
+        return obj
     if kind is Kind.PY_SCALAR:
-        problem: ConversionError = LossyConversionError(
-            f"{describe(x)} is complex, and JSON has no complex numbers; convert "
+        raise LossyConversionError(
+            f"{describe(obj)} is complex, and JSON has no complex numbers; convert "
             f"[x.real, x.imag] instead"
         )
-    elif kind is Kind.BYTES:
-        problem = UnsupportedInputError(
-            f"{describe(x)}: bytes have no JSON form; decode them first (b.decode()) or "
+    if kind is Kind.BYTES:
+        raise UnsupportedInputError(
+            f"{describe(obj)}: bytes have no JSON form; decode them first (b.decode()) or "
             f"pass list(b) for their values"
         )
-    else:
-        problem = UnsupportedInputError(
-            f"{describe(x)} has no JSON form: to_python gives dicts, lists, str, int, float, "
-            f"bool and None; convert it (or leave it out) first"
-        )
-    raise _at(problem, path)
-
-
-def _to_json(x: Any, path: str) -> Any:
-    """``x`` as dicts, lists, str, int, float, bool and None only."""
-    kind = kind_of(x)
-    if kind in LEAF_KINDS or kind is Kind.NUMPY_SCALAR:
-        return _leaf_to_python(x, kind, path)
-    if kind not in CONTAINER_KINDS:
-        return _scalar_to_python(x, kind, path)
-    if isinstance(x, Mapping):
-        return {_key(k, path): _to_json(v, path + key_text(k)) for k, v in x.items()}
-    if kind is Kind.DATACLASS:
-        names = [f.name for f in dataclasses.fields(x) if hasattr(x, f.name)]
-        return {n: _to_json(getattr(x, n), f"{path}.{n}") for n in names}
-    suffixes, values, rebuild = children(x, kind)
-    converted = [_to_json(v, path + s) for s, v in zip(suffixes, values, strict=True)]
-    if kind is Kind.FOREIGN_NODE:
-        return rebuild(converted)  # a plain dict (xarray.Dataset, h5py.Group, PackedSequence)
-    return converted  # lists, tuples, namedtuples and other nodes: a list
+    raise UnsupportedInputError(
+        f"{describe(obj)} has no JSON form: to_python gives dicts, lists, str, int, float, "
+        f"bool and None; convert it (or leave it out) first"
+    )
 
 
 def to_python(obj: Any, /) -> Any:
@@ -153,17 +112,21 @@ def to_python(obj: Any, /) -> Any:
     >>> to_python({"loss": torch.tensor(0.5), "ids": (torch.tensor([1, 2]), 3)})
     {'loss': 0.5, 'ids': [[1, 2], 3]}
     """
-    kind = kind_of(obj)
+    obj, kind, role = top_level(obj, "numpy")
+    if role == "leaf" and kind in LEAF_KINDS:
+        return _leaf_to_python(obj, kind)
     if kind is Kind.BYTES:
-        return _leaf_to_python(obj, Kind.BUFFER, "obj")  # its buffer, as to_numpy reads it
-    if kind is Kind.REFUSED or kind is Kind.UNKNOWN:
-        raise _leaves.unsupported(obj, kind)
-    try:
-        return _to_json(obj, "obj")
-    except RecursionError:
-        raise UnsupportedInputError(
-            f"{describe(obj)} is nested too deeply, or contains itself; break the cycle first"
-        ) from None
+        return _leaf_to_python(obj, Kind.BUFFER)  # its bytes, as to_numpy reads them
+    if kind is Kind.PY_SCALAR:
+        return _leaf_to_python(obj, kind)
+    flat = flatten_input(obj, "numpy", plain=True)
+    out = []
+    for i, leaf in enumerate(flat.leaves):
+        try:
+            out.append(_leaf_to_python(leaf, kind_of(leaf)))
+        except ConversionError as e:
+            raise e.at(flat.path(i)) from None
+    return flat.rebuild(out)
 
 
 def _one_element(obj: Any, size: int) -> None:
@@ -214,6 +177,6 @@ def item(obj: Any, /) -> Any:
             return item(obj[0])
         _one_element(obj, len(obj))
     raise UnsupportedInputError(
-        f"item() takes one tensor, array or number, not {describe(obj)}; use to_python() for "
+        f"item() takes one tensor, array or number, not {describe(obj)}; use to_python(x) for "
         f"containers"
     )

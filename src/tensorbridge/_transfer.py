@@ -48,6 +48,8 @@ from typing import NamedTuple
 
 import torch
 
+from ._plan import format_bytes
+
 __all__ = [
     "CHUNK_BYTES",
     "PACK_BYTES",
@@ -277,8 +279,6 @@ def _groups(leaves: Sequence[Leaf]) -> dict[str, list[Leaf]]:
 
 
 def _size(n: int) -> str:
-    from ._plan import format_bytes
-
     return format_bytes(n)
 
 

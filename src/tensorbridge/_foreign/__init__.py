@@ -5,10 +5,12 @@ package is already in ``sys.modules`` is handed to that library's adapter module
 an ``Adapter`` (or ``None``: not a kind it knows). The answer is cached per type, so every later
 object of that type costs one dict lookup. An adapter says one of three things:
 
-- ``leaf``: the object converts; ``leaf(obj, to, options)`` returns the steps that turn it into
-  an ndarray or tensor, that value (or a stand-in with its dtype and shape), and whether those
-  steps are the whole plan;
-- ``children``: the object is a container, rebuilt as ``rebuild(values)``;
+- ``leaf``: the object converts; ``leaf(obj, options)`` runs the adapter and returns its step
+  (a shared constant, part of the plan's cache key) and the ndarray or tensor it made, which
+  the planner then plans; or, where the object plans itself (a wrapper tensor subclass, whose
+  own ``.to`` is what runs), the whole ``LeafPlan``;
+- ``children``: the object is a container: ``children(obj)`` gives its keys, its values and
+  ``rebuild(new_values)``;
 - ``refuse``: the object has no array form; ``refuse(obj)`` is the error with the fix for it.
 
 >>> import torch
@@ -26,9 +28,9 @@ from typing import Any
 
 from .._errors import ConversionError
 
-__all__ = ["Adapter", "adapter_for", "note"]
+__all__ = ["Adapter", "adapter_for", "leaf", "note"]
 
-Leaf = Callable[[Any, str, Any], tuple[list[Any], Any, bool]]
+Leaf = Callable[[Any, Any], Any]  # (obj, options) -> (step, value) or a LeafPlan
 Children = Callable[[Any], tuple[list[str], list[Any], Callable[[list[Any]], Any]]]
 
 
@@ -93,3 +95,10 @@ def note(obj: Any) -> str | None:
     if adapter is None or adapter.note is None:
         return None
     return adapter.note(obj)
+
+
+def leaf(obj: Any, o: Any) -> Any:
+    """Run the adapter of a foreign leaf: ``(step, value)``, or a whole ``LeafPlan``."""
+    adapter = adapter_for(type(obj))
+    assert adapter is not None and adapter.leaf is not None
+    return adapter.leaf(obj, o)

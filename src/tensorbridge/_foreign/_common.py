@@ -1,25 +1,51 @@
-"""What the adapters share: a step that hands over a value built while planning, and the rule
-that an exception raised by a user object's own protocol becomes one ``ConversionError``."""
+"""What the adapters share: the step an adapter reports (run while planning, as every adapter
+step is) and the rule that an exception raised by a user object's own code becomes one
+``ConversionError``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
+import torch
+
+from .._adapt import _ran, _step
 from .._errors import ConversionError, describe
-from .._plan import Step
+from .._plan import SIZE, Step, format_bytes
+
+__all__ = ["SIZE", "adapted", "fixed", "guarded"]
 
 T = TypeVar("T")
 
 
-def _const(_: Any, value: Any) -> Any:
-    return value
+def adapted(text: str, value: Any, reason: str = "") -> tuple[Step, Any]:
+    """The adapter's step (shared, so it can be part of a plan's cache key) and its value; the
+    step copied when ``reason`` says why (``text`` may hold ``SIZE`` for its bytes)."""
+    itemsize = value.itemsize if isinstance(value, np.ndarray) else value.element_size()
+    return _ran(_step(text, itemsize if reason else 0, reason), value)
 
 
-def handed_over(text: str, value: Any, *, nbytes: int = 0, reason: str = "") -> Step:
-    """A step handing over ``value``, built while planning; it copied if ``reason`` says why."""
-    return Step(text, _const, value, nbytes=nbytes, copies=1 if reason else 0, reason=reason)
+class _Fixed(Step):
+    """A step whose size is known in bytes, not per element (a sparse copy)."""
+
+    __slots__ = ("_bytes",)
+
+    def __init__(self, text: str, nbytes: int, reason: str) -> None:
+        super().__init__(f"{text} ({format_bytes(nbytes)})", _unused, copies=1, reason=reason)
+        self._bytes = nbytes
+
+    def nbytes(self, numel: int) -> int:
+        return self._bytes
+
+
+def _unused(value: Any) -> Any:
+    raise AssertionError("adapter steps run while planning")
+
+
+def fixed(text: str, value: Any, nbytes: int, reason: str) -> tuple[Step, Any]:
+    """The adapter's step for a copy of ``nbytes`` bytes (not a per-element size)."""
+    return _ran(_Fixed(text, nbytes, reason), value)
 
 
 def guarded(obj: Any, what: str, fn: Callable[[], T]) -> T:
@@ -36,6 +62,6 @@ def guarded(obj: Any, what: str, fn: Callable[[], T]) -> T:
         ) from e
 
 
-def key_text(key: Any) -> str:
-    """A member's path suffix, as the container walk writes it: ``["name"]`` or ``[3]``."""
-    return f"[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
+def tensor_bytes(t: torch.Tensor) -> int:
+    """The bytes of a tensor's own arrays (a sparse tensor's values and indices)."""
+    return t.numel() * t.element_size()

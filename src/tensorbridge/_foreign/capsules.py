@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from .._errors import UnsupportedInputError, describe
+from .._plan import Step
 from . import Adapter
-from ._common import guarded, handed_over
+from ._common import adapted, guarded
 
 _is_valid = ctypes.pythonapi.PyCapsule_IsValid
 _is_valid.restype = ctypes.c_int
@@ -45,6 +46,5 @@ def _import(capsule: Any) -> torch.Tensor:
         return t
 
 
-def _capsule(capsule: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
-    t = _import(capsule)
-    return [handed_over("import DLPack capsule (no copy)", t)], t, False
+def _capsule(capsule: Any, o: Any) -> tuple[Step, Any]:
+    return adapted("import DLPack capsule (no copy)", _import(capsule))

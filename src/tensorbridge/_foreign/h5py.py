@@ -1,7 +1,8 @@
 """h5py ``Dataset``, ``Group`` and ``File``.
 
 A Dataset is read from the file into a new array in native byte order (one copy: HDF5 swaps
-big-endian data while reading); ``explain`` plans it without reading. A Group or File is a
+big-endian data while reading); like every adapter, the read is the plan's first step, so
+``explain`` reads it too. A Group or File is a
 container: a plain ``dict`` of its members, read the same way (attributes are left out).
 Strings, compound and variable-length datasets are refused with the read that fits them.
 """
@@ -14,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from .._errors import UnsupportedInputError, describe
-from .._plan import Step, format_bytes
+from .._plan import Step
 from . import Adapter
-from ._common import guarded, key_text
+from ._common import SIZE, adapted, guarded
 
 
 def recognise(cls: type) -> Adapter | None:
@@ -29,14 +30,7 @@ def recognise(cls: type) -> Adapter | None:
     return None
 
 
-def _read(ds: Any, like: np.ndarray) -> np.ndarray:
-    out = np.empty_like(like)
-    if out.size:
-        guarded(ds, "reading it", lambda: ds.read_direct(out))
-    return out
-
-
-def _plan_read(ds: Any) -> tuple[list[Any], Any, bool]:
+def _read(ds: Any) -> tuple[Step, Any]:
     if ds.shape is None:
         raise UnsupportedInputError(
             f"{describe(ds)} {ds.name!r} is empty (h5py.Empty): it holds no data to convert"
@@ -49,22 +43,16 @@ def _plan_read(ds: Any) -> tuple[list[Any], Any, bool]:
             f"e.g. ds.asstr()[()] for text or ds.fields('name')[()] for one numeric field"
         )
     native = dtype.newbyteorder("=")
-    stand_in = np.empty(ds.shape, dtype=native)  # never written: planning reads no data
-    nbytes = stand_in.nbytes
+    out = np.empty(ds.shape, dtype=native)
+    if out.size:
+        ds.read_direct(out)  # HDF5 converts the byte order while reading
     swap = "" if dtype.isnative else f", {dtype.str} read as native {native.str}"
-    step = Step(
-        f"read HDF5 dataset {ds.name!r} ({format_bytes(nbytes)}{swap})",
-        _read,
-        stand_in,
-        nbytes=nbytes,
-        copies=1,
-        reason="an HDF5 dataset lives in a file: it is read into a new array",
-    )
-    return [step], stand_in, False
+    why = "an HDF5 dataset lives in a file: it is read into a new array"
+    return adapted(f"read HDF5 dataset ({SIZE}{swap})", out, why)
 
 
-def _dataset(ds: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
-    return guarded(ds, "h5py", lambda: _plan_read(ds))
+def _dataset(ds: Any, o: Any) -> tuple[Step, Any]:
+    return guarded(ds, "reading it", lambda: _read(ds))
 
 
 def _members(group: Any) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
@@ -77,7 +65,7 @@ def _members(group: Any) -> tuple[list[str], list[Any], Callable[[list[Any]], An
     def rebuild(new: list[Any]) -> dict[Any, Any]:
         return dict(zip(keys, new, strict=True))
 
-    return [key_text(k) for k in keys], values, rebuild
+    return keys, values, rebuild
 
 
 def _attrs_left_out(group: Any) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from .._errors import LossyConversionError, UnsupportedInputError, describe
-from .._plan import format_bytes
+from .._plan import Step
 from . import Adapter
-from ._common import guarded, handed_over
+from ._common import SIZE, adapted, guarded
 
 
 def recognise(cls: type) -> Adapter | None:
@@ -93,20 +93,18 @@ def _label(obj: Any) -> str:
     return describe(obj) + (f" named {name!r}" if name is not None else "")
 
 
-def _column_values(obj: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
+def _column_values(obj: Any, o: Any) -> tuple[Step, Any]:
     """A Series, Index or extension array: its values, viewed or read."""
     np_dtype = numpy_dtype_of(obj, _label(obj), "s" if obj.ndim == 1 else "x")
     if isinstance(obj.dtype, np.dtype):
         values = guarded(obj, "to_numpy()", lambda: np.asarray(obj))
-        return [handed_over(f"view {type(obj).__name__} values (no copy)", values)], values, False
+        return adapted(f"view {type(obj).__name__} values (no copy)", values)
     values = guarded(obj, "to_numpy()", lambda: obj.to_numpy(dtype=np_dtype))
-    nbytes = values.nbytes
-    text = f"read {obj.dtype} values as {np_dtype} ({format_bytes(nbytes)})"
     why = f"a {obj.dtype} column is stored as values and a mask; they are read into a new array"
-    return [handed_over(text, values, nbytes=nbytes, reason=why)], values, False
+    return adapted(f"read {obj.dtype} values as {np_dtype} ({SIZE})", values, why)
 
 
-def _frame(df: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
+def _frame(df: Any, o: Any) -> tuple[Step, Any]:
     """A DataFrame: one 2-D array of its columns' values (a view of a single-dtype frame)."""
     dtypes = []
     for i, (label, dtype) in enumerate(df.dtypes.items()):
@@ -119,17 +117,6 @@ def _frame(df: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
     values = guarded(df, "to_numpy()", lambda: df.to_numpy(dtype=common))
     shared = bool(dtypes) and np.may_share_memory(values, df.iloc[:, 0].to_numpy())
     if shared or values.size == 0:
-        return [handed_over("view DataFrame values (no copy)", values)], values, False
-    nbytes = values.nbytes
-    return (
-        [
-            handed_over(
-                f"gather {len(dtypes)} columns into one {common} array ({format_bytes(nbytes)})",
-                values,
-                nbytes=nbytes,
-                reason="the frame's columns are stored apart (several dtypes or blocks)",
-            )
-        ],
-        values,
-        False,
-    )
+        return adapted("view DataFrame values (no copy)", values)
+    why = "the frame's columns are stored apart (several dtypes or blocks)"
+    return adapted(f"gather the columns into one {common} array ({SIZE})", values, why)

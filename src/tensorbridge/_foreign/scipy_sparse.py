@@ -18,9 +18,9 @@ import torch
 
 from .._dtypes import by_numpy
 from .._errors import LossyConversionError, describe
-from .._plan import format_bytes
+from .._plan import Step
 from . import Adapter
-from ._common import guarded, handed_over
+from ._common import SIZE, adapted, fixed, guarded, tensor_bytes
 
 
 def recognise(cls: type) -> Adapter | None:
@@ -62,25 +62,20 @@ def _to_torch_sparse(m: Any) -> tuple[torch.Tensor, str]:
         return torch.sparse_coo_tensor(indices, _values(m, coo.data), size=shape), "coo"
 
 
-def _sparse(m: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
+def _sparse(m: Any, o: Any) -> tuple[Step, Any]:
     name = type(m).__name__
-    if to == "numpy":
+    if o.target == "numpy":
         dense = guarded(m, "toarray()", m.toarray)
-        nbytes = dense.nbytes
-        text = f"densify {name} ({format_bytes(nbytes)})"
         why = f"{name} is sparse (its values are stored densely)"
-        return [handed_over(text, dense, nbytes=nbytes, reason=why)], dense, False
+        return adapted(f"densify {name} ({SIZE})", dense, why)
     t, layout = guarded(m, "its conversion to a torch sparse tensor", lambda: _to_torch_sparse(m))
-    if layout == "coo":
-        nbytes = t._indices().nbytes + t._values().nbytes
-    else:
-        nbytes = sum(x.nbytes for x in _compressed_parts(t)) + t.values().nbytes
-    text = f"copy {name} into a torch sparse_{layout} tensor ({format_bytes(nbytes)})"
+    parts = (t._indices(), t._values()) if layout == "coo" else (*_compressed(t), t.values())
+    nbytes = sum(tensor_bytes(x) for x in parts)
     why = f"{name}'s arrays are copied into a torch sparse tensor (indices as int64)"
-    return [handed_over(text, t, nbytes=nbytes, reason=why)], t, False
+    return fixed(f"copy {name} into a torch sparse_{layout} tensor", t, nbytes, why)
 
 
-def _compressed_parts(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _compressed(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if t.layout in (torch.sparse_csr, torch.sparse_bsr):
         return t.crow_indices(), t.col_indices()
     return t.ccol_indices(), t.row_indices()

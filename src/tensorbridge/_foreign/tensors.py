@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._errors import LossyConversionError, UnsupportedInputError, describe
-from .._plan import Step, format_bytes
+from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
+from .._plan import SIZE, LeafPlan, Refusal, Step, copy_mode
+from .._tree import _Attr
 from . import Adapter
 from ._common import guarded
 
@@ -38,7 +39,7 @@ def recognise(cls: type) -> Adapter | None:
     return None
 
 
-def _refusal(t: Any) -> Exception:
+def _refusal(t: Any) -> ConversionError:
     name = type(t).__name__
     if name == "DTensor":
         return UnsupportedInputError(
@@ -65,63 +66,68 @@ def _own(t: torch.Tensor, what: str, fn: Callable[[], torch.Tensor]) -> torch.Te
         return guarded(t, f"its own {what}", fn)
 
 
-def _to(t: torch.Tensor, arg: tuple[torch.dtype | None, torch.device | None]) -> torch.Tensor:
-    dtype, device = arg
-    return _own(t, ".to()", lambda: t.to(device=device, dtype=dtype))
-
-
-def _clone(t: torch.Tensor, _: Any) -> torch.Tensor:
-    return _own(t, ".clone()", t.clone)
-
-
-def _detach(t: torch.Tensor, _: Any) -> torch.Tensor:
+def _detach(t: torch.Tensor) -> torch.Tensor:
     return _own(t, ".detach()", t.detach)
 
 
-def _require_grad(t: torch.Tensor, _: Any) -> torch.Tensor:
+def _clone(t: torch.Tensor) -> torch.Tensor:
+    return _own(t, ".clone()", t.clone)
+
+
+def _require_grad(t: torch.Tensor) -> torch.Tensor:
     if t.requires_grad:
         return t
     return _own(t, ".requires_grad_()", lambda: t.detach().requires_grad_(True))
 
 
-def _wrapper(t: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
+def _to_step(name: str, source: torch.dtype, dtype: Any, device: Any) -> Step:
+    def to(t: torch.Tensor) -> torch.Tensor:
+        return _own(t, ".to()", lambda: t.to(device=device, dtype=dtype))
+
+    what = ", ".join(x for x in (dtype and f"{source} → {dtype}", device and str(device)) if x)
+    return Step(
+        f"{name}.to({what}) ({SIZE})",
+        to,
+        itemsize=(dtype or source).itemsize,
+        copies=1,
+        reason=f"{name}.to({what})",
+    )
+
+
+def _wrapper(t: Any, o: Any) -> LeafPlan:
     """``to_numpy``: refused. ``to_torch``: kept, with its own ``.to`` for dtype and device."""
-    if to == "numpy":
-        raise _refusal(t)
+    if o.target == "numpy":
+        return LeafPlan((), error=_refusal)
     name = type(t).__name__
-    steps: list[Any] = []
+    steps: list[Step] = []
     if o.requires_grad is False and t.requires_grad:
         steps.append(Step("detach from autograd (no copy)", _detach))
     kind = "c" if t.dtype.is_complex else "f" if t.dtype.is_floating_point else "i"
     dtype = o.target_dtype(kind)
     dtype = None if dtype == t.dtype else dtype
     device = o.device if o.device is not None and o.device != t.device else None
-    nbytes = t.numel() * (dtype or t.dtype).itemsize
+    final = dtype or t.dtype
     if dtype is not None or device is not None:
-        what = ", ".join(x for x in (dtype and f"{t.dtype} → {dtype}", device and str(device)) if x)
-        steps.append(
-            Step(
-                f"{name}.to({what}) ({format_bytes(nbytes)})",
-                _to,
-                (dtype, device),
-                nbytes=nbytes,
-                copies=1,
-                reason=f"{name}.to({what})",
-            )
-        )
-    elif o.copy:
-        steps.append(
-            Step(f"{name}.clone() ({format_bytes(nbytes)})", _clone, nbytes=nbytes, copies=1)
-        )
+        steps.append(_to_step(name, t.dtype, dtype, device))
+    clone = Step(
+        f"{name}.clone() ({SIZE})", _clone, itemsize=final.itemsize, copies=1, reason="copy=True"
+    )
+    try:
+        steps = copy_mode(steps, o.copy, clone)
+    except Refusal as r:
+        return LeafPlan((), error=r.make)
     if o.requires_grad:
-        final = dtype or t.dtype
         if not (final.is_floating_point or final.is_complex):
-            raise UnsupportedInputError(
-                f"{describe(t)}: requires_grad=True needs a floating-point or complex result, "
-                f"not {final}; pass dtype=torch.float32 (or another float dtype) as well"
-            )
+            return LeafPlan((), error=lambda subject: _not_float(subject, final))
         steps.append(Step("make the result require grad (no copy)", _require_grad))
-    return steps, t, True
+    return LeafPlan(steps)
+
+
+def _not_float(t: Any, final: torch.dtype) -> UnsupportedInputError:
+    return UnsupportedInputError(
+        f"{describe(t)}: requires_grad=True needs a floating-point or complex result, not "
+        f"{final}; pass dtype=torch.float32 (or another float dtype) as well"
+    )
 
 
 def _packed_data(ps: Any) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
@@ -139,7 +145,7 @@ def _packed_data(ps: Any) -> tuple[list[str], list[Any], Callable[[list[Any]], A
             arrays = [None if a is None else a.tolist() for a in arrays]
         return dict(zip(ps._fields, [data, *arrays], strict=True))
 
-    return [".data"], [ps.data], rebuild
+    return [_Attr("data")], [ps.data], rebuild  # the path reads obj.data
 
 
 def _moved(index: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .._plan import format_bytes
+from .._plan import Step
 from . import Adapter
-from ._common import guarded, handed_over, key_text
+from ._common import SIZE, adapted, guarded
 
 
 def recognise(cls: type) -> Adapter | None:
@@ -27,24 +27,14 @@ def recognise(cls: type) -> Adapter | None:
     return None
 
 
-def _values(obj: Any, to: str, o: Any) -> tuple[list[Any], Any, bool]:
+def _values(obj: Any, o: Any) -> tuple[Step, Any]:
     data = obj.data
     if type(data) is np.ndarray:
-        return [handed_over(f"view {type(obj).__name__} values (no copy)", data)], data, False
+        return adapted(f"view {type(obj).__name__} values (no copy)", data)
     values = guarded(obj, "np.asarray()", lambda: np.asarray(obj))
     kind = type(data).__name__
-    return (
-        [
-            handed_over(
-                f"compute {kind} values ({format_bytes(values.nbytes)})",
-                values,
-                nbytes=values.nbytes,
-                reason=f"its values are a {kind}, not memory (computed into a new array)",
-            )
-        ],
-        values,
-        False,
-    )
+    why = f"its values are a {kind}, not memory (computed into a new array)"
+    return adapted(f"compute {kind} values ({SIZE})", values, why)
 
 
 def _data_vars(ds: Any) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
@@ -53,7 +43,7 @@ def _data_vars(ds: Any) -> tuple[list[str], list[Any], Callable[[list[Any]], Any
     def rebuild(values: list[Any]) -> dict[Any, Any]:
         return dict(zip(names, values, strict=True))
 
-    return [key_text(n) for n in names], [ds[n] for n in names], rebuild
+    return names, [ds[n] for n in names], rebuild
 
 
 def _coords_left_out(ds: Any) -> str:

@@ -1,0 +1,147 @@
+"""The one decision path: the plan of a leaf, decided once per key and cached.
+
+A leaf is planned from its *key* — everything the planner reads: input type, dtype, the layout,
+flag and bit facts, device, plus the adapter step that made it (for foreign inputs) — under
+one resolved ``Options`` (which holds the cache). ``_to_numpy`` and ``_to_torch`` decide; this
+module only reads keys, caches their answers and hands out the plans.
+
+Two tables make the commonest inputs one lookup: for an exact ``torch.Tensor`` going to NumPy,
+the plans of a plain CPU tensor by ``(dtype, requires_grad)``; for an exact ``ndarray``, the plan
+by dtype (to PyTorch: of a writeable, aligned, C-contiguous array, the flag bits checked by the
+caller). They are the planner's own plans for those keys, and only plans whose first step that
+touches data is the view itself (``Tensor.numpy`` / ``torch.from_numpy``) are put there: those
+views refuse every input whose remaining facts differ (another device or layout, a bit, a
+negative stride), and a refusal sends the input to its full key. ``tests/test_differential.py``
+checks, over generated inputs, that what runs is what ``explain`` reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import _adapt, _foreign, _to_numpy, _to_torch
+from ._errors import ConversionError, UnsupportedInputError, describe
+from ._kinds import Kind
+from ._options import Options
+from ._plan import LeafPlan, Refusal, Step
+
+__all__ = ["hot_array_entry", "hot_tensor_entry", "plan_leaf", "plan_value"]
+
+_CACHE_LIMIT = 4096  # keys per Options; new types beyond this start a fresh cache
+_CHECKS = frozenset(
+    [*_to_numpy.VIEWS.values(), *_to_torch.WRAPS.values()]
+)  # the views that refuse any input whose facts differ from the plain ones
+
+
+def _decide(planner: Any, key: Any, o: Options, prefix: tuple[Step, ...]) -> LeafPlan:
+    try:
+        return LeafPlan(planner(key, o, prefix), ran=len(prefix))
+    except Refusal as r:
+        return LeafPlan((), error=r.make)
+
+
+def plan_value(
+    value: np.ndarray | torch.Tensor, o: Options, prefix: tuple[Step, ...] = ()
+) -> LeafPlan:
+    """The cached plan of a tensor or ndarray ``value`` (after ``prefix``, an adapter's step)."""
+    side = _to_numpy if o.target == "numpy" else _to_torch
+    if isinstance(value, torch.Tensor):
+        key: Any = side.tensor_key(value, o)
+        planner = side.plan_from_tensor
+    else:
+        key = side.array_key(value)
+        planner = side.plan_from_array
+    full = (prefix, key) if prefix else key
+    plans = o.plans
+    plan = plans.get(full)
+    if plan is None:
+        plan = _decide(planner, key, o, prefix)
+        if len(plans) >= _CACHE_LIMIT:
+            plans.clear()
+        plans[full] = plan
+    return plan
+
+
+def plan_leaf(obj: Any, kind: str, o: Options) -> tuple[LeafPlan, Any]:
+    """The plan of one leaf of any kind, and the value it runs on.
+
+    Inputs other than tensors and ndarrays are adapted first (their adapter runs here, in the
+    conversion and in ``explain`` alike: its step is the plan's first).
+    """
+    if kind is Kind.TORCH or (
+        kind is Kind.NUMPY and not (o.target == "torch" and obj.dtype.kind == "O")
+    ):
+        return plan_value(obj, o), obj
+    try:
+        if kind is Kind.NUMPY:  # an object array going to PyTorch
+            step, value = _adapt.unobject(obj, _item_to_numpy)
+        elif kind is Kind.FOREIGN:  # pandas, scipy.sparse, h5py, ...: its adapter decides
+            adapted = _foreign.leaf(obj, o)
+            if isinstance(adapted, LeafPlan):
+                return adapted, obj  # the whole plan (a wrapper tensor subclass's own .to)
+            step, value = adapted
+        else:
+            step, value = _adapt.adapt(obj, kind, o)
+    except ConversionError:
+        raise
+    except Exception as e:  # the object's own protocol failed (__array__, __dlpack__, ...)
+        raise UnsupportedInputError(
+            f"{describe(obj)} raised {type(e).__name__} while giving its array form ({e}); "
+            f"check the object, or convert it with its own library first"
+        ) from e
+    return plan_value(value, o, (step,)), value
+
+
+def _item_to_numpy(x: Any) -> Any:
+    plan, value = plan_leaf(x, Kind.TORCH if isinstance(x, torch.Tensor) else Kind.NUMPY, _NUMPY)
+    plan.check(x)
+    return plan.run(value)
+
+
+def hot_tensor_entry(o: Options, dtype: torch.dtype) -> Any:
+    """The runners of a plain CPU ``torch.Tensor`` of ``dtype`` to NumPy, indexed by
+    ``requires_grad``; None when those plans do not start with the checking view."""
+    entry = o.tensor_plans.get(dtype, False)
+    if entry is False:
+        plans = [
+            _decide(_to_numpy.plan_from_tensor, _to_numpy.plain_tensor_key(dtype, g), o, ())
+            for g in (False, True)
+        ]
+        entry = tuple(p.run for p in plans) if all(map(_checked, plans)) else None
+        o.tensor_plans[dtype] = entry
+    return entry
+
+
+def hot_array_entry(o: Options, dtype: np.dtype[Any]) -> Any:
+    """The runner of an exact ``ndarray`` of ``dtype`` (to PyTorch: writeable, aligned,
+    C-contiguous); None when the plan cannot be taken on those facts alone."""
+    entry = o.array_plans.get(dtype, False)
+    if entry is False:
+        if o.target == "numpy":
+            plan = _decide(_to_numpy.plan_from_array, _to_numpy.ArrayKey(np.ndarray, dtype), o, ())
+            entry = plan.run if plan.error is None else None
+        else:
+            plan = _decide(_to_torch.plan_from_array, _to_torch.plain_array_key(dtype), o, ())
+            # Items wider than their alignment (complex) need a pointer check: not here.
+            plain = dtype.itemsize <= dtype.alignment and dtype.kind != "O"
+            entry = plan.run if plain and _checked(plan) else None
+        o.array_plans[dtype] = entry
+    return entry
+
+
+def _checked(plan: LeafPlan) -> bool:
+    """Whether the plan's first step that touches data is a checking view."""
+    if plan.error is not None:
+        return False
+    for step in plan.steps:
+        if step in _CHECKS:
+            return True
+        if step.copies:
+            return False
+    return False
+
+
+_NUMPY = Options("numpy")
