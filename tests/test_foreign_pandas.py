@@ -49,8 +49,9 @@ def test_missing_value_raises_lossy_and_the_fix_works(dtype, func):
 def test_missing_value_in_a_frame_names_the_column():
     """A DataFrame's missing value is reported with its column, and the frame-level fix works."""
     df = pd.DataFrame({"ok": [1.0, 2.0], "ids": pd.array([7, None], dtype="Int64")})
-    with pytest.raises(tb.LossyConversionError, match=r"column 'ids' of pandas\.DataFrame"):
+    with pytest.raises(tb.LossyConversionError, match=r"column 'ids' of pandas\.DataFrame") as e:
         tb.to_torch(df)
+    assert "df.to_numpy(dtype='float64', na_value=np.nan)" in str(e.value)
     fixed = tb.to_torch(df.to_numpy(dtype="float64", na_value=np.nan))
     assert fixed.shape == (2, 2) and torch.isnan(fixed[1, 1])
 

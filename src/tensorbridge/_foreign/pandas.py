@@ -39,11 +39,12 @@ def _is_text(values: Any, dtype: Any) -> bool:
     return isinstance(first, (str, bytes))
 
 
-def numpy_dtype_of(col: Any, what: str, fix: str) -> np.dtype[Any]:
+def numpy_dtype_of(col: Any, what: str, fix: str, whole: str = "") -> np.dtype[Any]:
     """The NumPy dtype ``col``'s values take exactly, or the error naming ``what`` and ``fix``.
 
     ``what`` names the object for the message (a Series, a DataFrame's column), ``fix`` is the
-    expression the suggested call starts from (``s``, ``df['a']``).
+    expression the suggested call starts from (``s``, ``df['a']``), ``whole`` the object whose
+    ``.to_numpy(na_value=...)`` converts everything (``df``; ``fix`` when empty).
     """
     import pandas as pd
 
@@ -83,7 +84,7 @@ def numpy_dtype_of(col: Any, what: str, fix: str) -> np.dtype[Any]:
             raise LossyConversionError(
                 f"{what} has {missing} missing value{'s' * (missing > 1)} ({na}) that no "
                 f"{np_dtype} value can hold: converting would drop them; choose what they "
-                f"become, e.g. {fix}.to_numpy({how})"
+                f"become, e.g. {whole or fix}.to_numpy({how})"
             )
     return np_dtype
 
@@ -112,7 +113,7 @@ def _frame(df: Any, o: Any) -> tuple[Step, Any]:
             dtypes.append(dtype)  # a plain NumPy column: nothing to check
             continue
         what = f"column {label!r} of {describe(df)}"
-        dtypes.append(numpy_dtype_of(df.iloc[:, i], what, f"df[{label!r}]"))
+        dtypes.append(numpy_dtype_of(df.iloc[:, i], what, f"df[{label!r}]", "df"))
     common = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
     values = guarded(df, "to_numpy()", lambda: df.to_numpy(dtype=common))
     shared = bool(dtypes) and np.may_share_memory(values, df.iloc[:, 0].to_numpy())
