@@ -167,3 +167,17 @@ def test_dtype_argument_applies_to_pandas_values():
     df = pd.DataFrame({"a": [1, 2]})
     out = tb.to_torch(df, dtype=torch.float32)
     assert out.dtype == torch.float32 and out.tolist() == [[1.0], [2.0]]
+
+
+def test_sparse_column_is_densified_exactly():
+    """A pandas SparseDtype column converts to its dense values."""
+    s = pd.Series([1.0, 0.0, 2.5], dtype=pd.SparseDtype("float64", 0.0))
+    np.testing.assert_array_equal(tb.to_numpy(s), np.array([1.0, 0.0, 2.5]))
+
+
+def test_period_column_names_no_fix_that_fails():
+    """Periods are refused without suggesting pd.to_numeric (which cannot parse them)."""
+    s = pd.Series(pd.period_range("2020-01-01", periods=2, freq="D"))
+    with pytest.raises(tb.UnsupportedInputError, match="Python objects") as e:
+        tb.to_numpy(s)
+    assert "to_numeric" not in str(e.value)

@@ -32,11 +32,21 @@ def recognise(cls: type) -> Adapter | None:
     return None
 
 
+def _first_value(values: Any) -> Any:
+    return next((x for x in values if x is not None and x == x), None)  # x == x: not NaN
+
+
 def _is_text(values: Any, dtype: Any) -> bool:
     if getattr(dtype, "kind", "") in "US" or type(dtype).__name__ == "StringDtype":
         return True
-    first = next((x for x in values if x is not None and x == x), None)  # x == x: not NaN
-    return isinstance(first, (str, bytes))
+    return isinstance(_first_value(values), (str, bytes))
+
+
+def _objects_fix(values: Any, fix: str) -> str:
+    """The fix for a column of Python objects: pd.to_numeric where they are numbers."""
+    if isinstance(_first_value(values), (int, float, complex, np.number)):
+        return f"convert them to numbers first, pd.to_numeric({fix}), or leave the column out"
+    return "convert them to numbers yourself first, or leave the column out"
 
 
 def numpy_dtype_of(col: Any, what: str, fix: str, whole: str = "") -> np.dtype[Any]:
@@ -62,6 +72,8 @@ def numpy_dtype_of(col: Any, what: str, fix: str, whole: str = "") -> np.dtype[A
             f"{fix}.dt.tz_convert(None).astype('int64') (in {dtype.unit} since the epoch)"
         )
     np_dtype = dtype if isinstance(dtype, np.dtype) else getattr(dtype, "numpy_dtype", None)
+    if type(dtype).__name__ == "SparseDtype":
+        np_dtype = dtype.subtype  # its values (the fill value included) as a dense array
     if not isinstance(np_dtype, np.dtype) or np_dtype.kind not in "biufcmM":
         if _is_text(col, dtype):
             raise UnsupportedInputError(
@@ -69,8 +81,8 @@ def numpy_dtype_of(col: Any, what: str, fix: str, whole: str = "") -> np.dtype[A
                 f"e.g. {fix}.astype('category').cat.codes, or leave the column out"
             )
         raise UnsupportedInputError(
-            f"{what} holds Python objects ({dtype}), which have no array form; convert them to "
-            f"numbers first, e.g. pd.to_numeric({fix}), or leave the column out"
+            f"{what} holds Python objects ({dtype}), which have no array form; "
+            + _objects_fix(col, fix)
         )
     if not isinstance(dtype, np.dtype) or np_dtype.kind in "mM":
         missing = int(col.isna().sum())
