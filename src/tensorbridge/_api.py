@@ -199,19 +199,24 @@ def to_numpy(
     """
     if dtype is None and float_dtype is None and copy is None:
         o = NUMPY_DEFAULT
-        if type(obj) is _Tensor:  # the commonest call, as one lookup (see ``_planner``)
-            entry = o.tensor_plans.get(obj.dtype)
-            if entry is not None:
-                try:
-                    return entry[obj.requires_grad](obj)
-                except (RuntimeError, TypeError):
-                    # Not a plain CPU tensor (or an error the full path words): its full key
-                    # decides. A device tensor pays PyTorch's exception here (~15 µs, beside a
-                    # host copy and sync of 20 µs or more); reading is_cpu first would cost
-                    # every CPU call ~70 ns.
-                    return _convert(obj, o)
     else:
         o = numpy_options(dtype, float_dtype, copy)
+    if type(obj) is _Tensor:  # the commonest call: one lookup in the plan table (``_planner``)
+        entry = o.tensor_plans.get(obj.dtype, _MISSING)
+        if entry is _MISSING:
+            entry = hot_tensor_entry(o, obj.dtype)
+        if entry is not None:
+            try:
+                return entry[obj.requires_grad](obj)
+            except (RuntimeError, TypeError):
+                # Not a plain CPU tensor (or an error the full path words): its full key
+                # decides. A device tensor pays PyTorch's exception here (~15 µs, beside a host
+                # copy and sync of 20 µs or more); reading is_cpu first would cost every CPU
+                # call ~70 ns.
+                pass
+        if obj.is_nested:
+            return _convert(obj, o)  # a jagged tensor: the list of its components
+        return _convert_leaf(obj, Kind.TORCH, o)
     value = _fast(obj, o)
     if value is not _MISSING:
         return value
@@ -252,15 +257,18 @@ def to_torch(
         and not non_blocking
     ):
         o = TORCH_DEFAULT
-        if type(obj) is _ndarray:  # the commonest call, as one lookup (see ``_planner``)
-            entry = o.array_plans.get(obj.dtype)
-            if entry is not None and obj.flags.num & _PLAIN_FLAGS == _PLAIN_FLAGS:
-                try:
-                    return entry(obj)
-                except (ValueError, TypeError):
-                    return _convert(obj, o)  # a negative stride on a size-1 axis: full key
     else:
         o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
+    if type(obj) is _ndarray:  # the commonest call: one lookup in the plan table (``_planner``)
+        entry = o.array_plans.get(obj.dtype, _MISSING)
+        if entry is _MISSING:
+            entry = hot_array_entry(o, obj.dtype)
+        if entry is not None and obj.flags.num & _PLAIN_FLAGS == _PLAIN_FLAGS:
+            try:
+                return entry(obj)
+            except (ValueError, TypeError):
+                pass  # a negative stride on a size-1 axis (or an error): its full key decides
+        return _convert_leaf(obj, Kind.NUMPY, o)
     value = _fast(obj, o)
     if value is not _MISSING:
         return value

@@ -31,12 +31,10 @@ from ._plan import LeafPlan, Refusal, Step
 __all__ = ["hot_array_entry", "hot_tensor_entry", "plan_leaf", "plan_value"]
 
 _CACHE_LIMIT = 4096  # keys per Options; new types beyond this start a fresh cache
-_CHECKS = frozenset(
-    [*_to_numpy.VIEWS.values(), *_to_torch.WRAPS.values()]
-)  # the views that refuse any input whose facts differ from the plain ones
 
 
 def _decide(planner: Any, key: Any, o: Options, prefix: tuple[Step, ...]) -> LeafPlan:
+    """The planner's answer for ``key``: its steps, or its refusal."""
     try:
         return LeafPlan(planner(key, o, prefix), ran=len(prefix))
     except Refusal as r:
@@ -50,15 +48,18 @@ def plan_value(
     side = _to_numpy if o.target == "numpy" else _to_torch
     if isinstance(value, torch.Tensor):
         key: Any = side.tensor_key(value, o)
-        planner = side.plan_from_tensor
+        tensor = True
     else:
-        key = side.array_key(value)
-        planner = side.plan_from_array
+        key = side.array_key(value, o)
+        tensor = False
     full = (prefix, key) if prefix else key
     plans = o.plans
     plan = plans.get(full)
     if plan is None:
-        plan = _decide(planner, key, o, prefix)
+        if tensor:
+            plan = _decide(side.plan_from_tensor, side.TensorKey._make(key), o, prefix)
+        else:
+            plan = _decide(side.plan_from_array, side.ArrayKey._make(key), o, prefix)
         if len(plans) >= _CACHE_LIMIT:
             plans.clear()
         plans[full] = plan
@@ -101,13 +102,32 @@ def hot_tensor_entry(o: Options, dtype: torch.dtype) -> Any:
     ``requires_grad``; None when those plans do not start with the checking view."""
     entry = o.tensor_plans.get(dtype, False)
     if entry is False:
-        plans = [
-            _decide(_to_numpy.plan_from_tensor, _to_numpy.plain_tensor_key(dtype, g), o, ())
-            for g in (False, True)
-        ]
-        entry = tuple(p.run for p in plans) if all(map(_checked, plans)) else None
+        runs: list[Any] | None = []
+        for grad in (False, True):
+            key = _to_numpy.plain_tensor_key(dtype, grad)
+            plain = _decide(_to_numpy.plan_from_tensor, key, o, ())
+            if not _checked(plain):
+                runs = None
+                break
+            if _to_numpy.torch_kind(dtype) != "c":
+                runs.append(plain.run)
+                continue
+            # A complex tensor's conjugate bit is part of its key: two plans, by the bit.
+            conj = _decide(_to_numpy.plan_from_tensor, key._replace(conj=True), o, ())
+            if not _checked(conj):
+                runs = None
+                break
+            runs.append(_by_conj(plain.run, conj.run))
+        entry = None if runs is None else tuple(runs)
         o.tensor_plans[dtype] = entry
     return entry
+
+
+def _by_conj(plain: Any, conj: Any) -> Any:
+    def run(t: torch.Tensor) -> Any:
+        return conj(t) if t.is_conj() else plain(t)
+
+    return run
 
 
 def hot_array_entry(o: Options, dtype: np.dtype[Any]) -> Any:
@@ -132,7 +152,7 @@ def _checked(plan: LeafPlan) -> bool:
     if plan.error is not None:
         return False
     for step in plan.steps:
-        if step in _CHECKS:
+        if step.checks:
             return True
         if step.copies:
             return False

@@ -44,9 +44,10 @@ class ArrayKey(NamedTuple):
     negative: bool  # some stride is negative
 
 
-def array_key(a: np.ndarray) -> ArrayKey:
+def array_key(a: np.ndarray, o: Options | None = None) -> tuple[Any, ...]:
+    del o
     flags = a.flags.num
-    return ArrayKey(
+    return (  # a plain tuple: cheaper to build than the ArrayKey it stands for
         type(a),
         a.dtype,
         bool(flags & _ALIGNED) and not _misaligned(a),
@@ -79,11 +80,11 @@ class TensorKey(NamedTuple):
     pinned: bool  # read only when pin_memory=True asks
 
 
-def tensor_key(t: torch.Tensor, o: Options) -> TensorKey:
+def tensor_key(t: torch.Tensor, o: Options) -> tuple[Any, ...]:
     device = t.device
     layout = t.layout
     pinned = bool(o.pin_memory and device.type == "cpu" and layout is _STRIDED and t.is_pinned())
-    return TensorKey(type(t), t.dtype, t.requires_grad, layout, device, t.is_nested, pinned)
+    return (type(t), t.dtype, t.requires_grad, layout, device, t.is_nested, pinned)
 
 
 # --- step functions ----------------------------------------------------------------------
@@ -137,7 +138,10 @@ def _wrap_text(row: DType) -> str:
 
 
 # torch.from_numpy refuses negative strides: the planner's cache relies on that (``_planner``).
-WRAPS = {row.torch: Step(_wrap_text(row), _wrapper(row, False), dtype=row.torch) for row in TABLE}
+WRAPS = {
+    row.torch: Step(_wrap_text(row), _wrapper(row, False), dtype=row.torch, checks=True)
+    for row in TABLE
+}
 _WRAPS_READ_ONLY = {
     row.torch: Step(_wrap_text(row), _wrapper(row, True), dtype=row.torch) for row in TABLE
 }
