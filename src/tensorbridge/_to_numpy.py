@@ -253,7 +253,7 @@ def _resolved_plain_copy(bit: str) -> Any:
     return resolve
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _materialize(bit: str, itemsize: int) -> Step:
     if bit == "zero":
         text, reason = "write out the zeros of a ZeroTensor", "a ZeroTensor has no memory to share"
