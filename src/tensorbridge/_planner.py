@@ -28,7 +28,7 @@ from ._kinds import Kind
 from ._options import Options
 from ._plan import LeafPlan, Refusal, Step
 
-__all__ = ["hot_array_entry", "hot_tensor_entry", "plan_leaf", "plan_value"]
+__all__ = ["hot_array_entry", "hot_array_run", "hot_tensor_entry", "plan_leaf", "plan_value"]
 
 _CACHE_LIMIT = 4096  # keys per Options; new types beyond this start a fresh cache
 
@@ -131,20 +131,36 @@ def _by_conj(plain: Any, conj: Any) -> Any:
 
 
 def hot_array_entry(o: Options, dtype: np.dtype[Any]) -> Any:
-    """The runner of an exact ``ndarray`` of ``dtype`` (to PyTorch: writeable, aligned,
-    C-contiguous); None when the plan cannot be taken on those facts alone."""
+    """To NumPy: the runner of an exact ``ndarray`` of ``dtype`` (its key is complete). To
+    PyTorch: the table of runners by flag bits (``ARRAY_FLAGS``), filled by ``hot_array_run``."""
     entry = o.array_plans.get(dtype, False)
     if entry is False:
         if o.target == "numpy":
             plan = _decide(_to_numpy.plan_from_array, _to_numpy.ArrayKey(np.ndarray, dtype), o, ())
             entry = plan.run if plan.error is None else None
         else:
-            plan = _decide(_to_torch.plan_from_array, _to_torch.plain_array_key(dtype), o, ())
-            # Items wider than their alignment (complex) need a pointer check: not here.
-            plain = dtype.itemsize <= dtype.alignment and dtype.kind != "O"
-            entry = plan.run if plain and _checked(plan) else None
+            entry = {}
         o.array_plans[dtype] = entry
     return entry
+
+
+C_CONTIGUOUS, ALIGNED, WRITEABLE = 0x1, 0x100, 0x400  # NumPy's NPY_ARRAY_* flag bits
+ARRAY_FLAGS = C_CONTIGUOUS | ALIGNED | WRITEABLE
+
+
+def hot_array_run(o: Options, dtype: np.dtype[Any], flags: int) -> Any:
+    """The runner of an exact ``ndarray`` of ``dtype`` with ``flags`` (``flags & ARRAY_FLAGS``)
+    going to PyTorch; None where those facts are not the whole key. A C-contiguous array has
+    positive strides except on axes of length 1, which the plan's first data step refuses."""
+    table = hot_array_entry(o, dtype)
+    run = None
+    # Items wider than their alignment (complex) need a pointer check: not here.
+    if flags & C_CONTIGUOUS and dtype.itemsize <= dtype.alignment and dtype.kind != "O":
+        key = _to_torch.plain_array_key(dtype, bool(flags & ALIGNED), bool(flags & WRITEABLE))
+        plan = _decide(_to_torch.plan_from_array, key, o, ())
+        run = plan.run if _checked(plan) else None
+    table[flags] = run
+    return run
 
 
 def _checked(plan: LeafPlan) -> bool:

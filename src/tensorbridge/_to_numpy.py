@@ -196,7 +196,18 @@ VIEWS = {
 }
 
 
+def check_numpy_castable(source: np.dtype[Any], target: np.dtype[Any]) -> None:
+    """Refuse casts NumPy cannot do between these dtypes at all (str → bfloat16, structured)."""
+    if not np.can_cast(source, target, casting="unsafe"):
+        raise refuse(
+            UnsupportedInputError,
+            f" cannot be cast to dtype={target} (NumPy has no cast from {source}); pass a dtype "
+            f"its values can be cast to, or convert them yourself first",
+        )
+
+
 def cast_step(source: np.dtype[Any], target: np.dtype[Any]) -> Step:
+    check_numpy_castable(source, target)
     return Step(
         f"cast {source} → {target} (NumPy casting, {SIZE})",
         lambda a: numpy_cast(a, target),

@@ -20,7 +20,9 @@ from ._options import Options
 from ._plan import SIZE, Step, copy_mode
 from ._to_numpy import (
     QUANTIZED,
+    NotPlain,
     check_not_lossy_cast,
+    check_numpy_castable,
     dequantize_step,
     dtype_kind,
     masked_refusal,
@@ -64,10 +66,10 @@ def _misaligned(a: np.ndarray) -> bool:
     return ptr % isz != 0 or any(s % isz for s in a.strides)
 
 
-def plain_array_key(dtype: np.dtype[Any]) -> ArrayKey:
-    """The key of a writeable, aligned array with positive strides (``torch.from_numpy`` refuses
-    negative strides; the rest its flags say)."""
-    return ArrayKey(np.ndarray, dtype, True, True, False)
+def plain_array_key(dtype: np.dtype[Any], aligned: bool, writeable: bool) -> ArrayKey:
+    """The key of an exact ndarray with positive strides and these flags (the first step that
+    touches data, ``torch.from_numpy`` or a copy, refuses negative strides)."""
+    return ArrayKey(np.ndarray, dtype, aligned, writeable, False)
 
 
 class TensorKey(NamedTuple):
@@ -90,9 +92,18 @@ def tensor_key(t: torch.Tensor, o: Options) -> tuple[Any, ...]:
 # --- step functions ----------------------------------------------------------------------
 
 
-def _native_copy(native: np.dtype[Any]) -> Any:
+def _native_copy(native: np.dtype[Any], negative: bool) -> Any:
     # order="K" keeps the memory order of the input but always yields positive strides.
-    return lambda a: np.array(a, dtype=native, order="K", copy=True)
+    if negative:
+        return lambda a: np.array(a, dtype=native, order="K", copy=True)
+
+    def copy(a: np.ndarray) -> np.ndarray:
+        # Planned for positive strides: refuse others, as torch.from_numpy does (see _planner).
+        if a.ndim and min(a.strides) < 0:
+            raise NotPlain
+        return np.array(a, dtype=native, order="K", copy=True)
+
+    return copy
 
 
 def _wrapper(row: DType, read_only: bool) -> Any:
@@ -152,6 +163,7 @@ _REQUIRES_GRAD = Step("make the result require grad (no copy)", _requires_grad)
 def _numpy_cast_step(source: np.dtype[Any], target: torch.dtype, what: str) -> Step:
     np_target = numpy_dtype(target)
     check_not_lossy_cast(dtype_kind(source), np_target)
+    check_numpy_castable(source, np_target)
     return Step(
         f"cast {what} {source} → {np_target} (NumPy casting, {SIZE})",
         lambda a: numpy_cast(a, np_target),
@@ -231,10 +243,11 @@ def plan_from_array(k: ArrayKey, o: Options, prefix: tuple[Step, ...] = ()) -> l
         steps.append(
             Step(
                 f"copy to a native, positive-stride array ({SIZE}): {why}",
-                _native_copy(native),
+                _native_copy(native, left.negative),
                 itemsize=native.itemsize,
                 copies=1,
                 reason=why,
+                checks=not left.negative,
             )
         )
         read_only = False
