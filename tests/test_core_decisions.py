@@ -54,48 +54,6 @@ def test_ml_dtype_pytorch_lacks_is_named():
         tb.to_torch(np.zeros(2, dtype=ml_dtypes.int4))
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: torch.arange(6.0).reshape(2, 3),
-        lambda: torch.arange(6.0, requires_grad=True),
-        lambda: torch.ones(3, dtype=torch.bfloat16),
-        lambda: torch.ones(3, dtype=torch.complex64).conj(),
-        lambda: torch.ones(4, 4)[:, 1],
-    ],
-    ids=["plain", "grad", "bfloat16", "conj", "strided"],
-)
-def test_to_numpy_fast_path_agrees_with_explain(make):
-    """The inline fast path shares memory exactly when explain's plan says it does."""
-    t = make()
-    plan = tb.explain(t)
-    out = tb.to_numpy(t)
-    storage = t.untyped_storage()
-    whole = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (storage.nbytes(),), (1,))
-    assert plan.shares_memory == np.shares_memory(out, whole.numpy())
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: np.arange(6.0),
-        lambda: np.arange(6.0)[::-1],
-        lambda: np.arange(6.0).astype(">f8"),
-        lambda: np.frombuffer(b"\0" * 16, dtype=np.float64),
-        lambda: np.arange(12.0).reshape(3, 4)[:, 1],
-        lambda: np.arange(6, dtype=np.ulonglong),
-    ],
-    ids=["plain", "negative", "big-endian", "read-only", "strided", "ulonglong"],
-)
-def test_to_torch_fast_paths_agree_with_explain(make):
-    """The inline fast paths share memory exactly when explain's plan says they do."""
-    a = make()
-    plan = tb.explain(a, to="torch")
-    out = tb.to_torch(a)
-    assert plan.shares_memory == np.shares_memory(out.numpy(), a)
-    np.testing.assert_array_equal(out.numpy(), a)
-
-
 def test_python_numbers_inside_containers_pass_through():
     """Inside a container, Python numbers stay Python numbers; at the top they convert."""
     out = tb.to_torch({"x": np.ones(2), "epoch": 3, "sizes": [224, 224]})

@@ -286,8 +286,10 @@ def producer_array(obj: Any) -> tuple[np.ndarray, bool]:
     """``obj``'s array form, and whether it is a view of ``obj``'s own memory.
 
     An ``__array_interface__`` with a data pointer is a view; one that hands over a bytes
-    object (PIL images) is a copy. An ``__array__`` producer is asked for a view first
-    (NumPy 2's ``copy=False``); if it cannot give one, its array is read as a copy.
+    object (PIL images) is a copy. An ``__array__`` producer is asked for a view (NumPy 2's
+    ``copy=False``); one that cannot give it makes a fresh array, and one that predates the
+    ``copy`` keyword promises nothing, so its array is copied here (the copy ``explain``
+    counts is then a real one).
     """
     try:
         interface = getattr(obj, "__array_interface__", None)
@@ -296,25 +298,23 @@ def producer_array(obj: Any) -> tuple[np.ndarray, bool]:
             return np.asarray(_Interface(interface, obj)), shared
         if hasattr(obj, "__array_struct__"):
             return np.asarray(obj), True
-        try:
-            return np.asarray(obj, copy=False), True
-        except ValueError:
-            return np.asarray(obj), False  # the producer cannot share its memory
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            try:
+                return np.asarray(obj, copy=False), True
+            except ValueError:
+                return np.asarray(obj), False  # it cannot share: it made a fresh array
+            except DeprecationWarning:
+                pass  # an __array__ without NumPy 2's copy keyword
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.array(obj, copy=True), False
     except (TypeError, ValueError, BufferError, AttributeError) as e:
         raise _read_error(obj, e) from None
-    except DeprecationWarning:
-        # An __array__ without NumPy 2's copy keyword (the warning is an error under
-        # filterwarnings=error): it cannot promise a view.
-        try:
-            return np.asarray(obj), False
-        except (TypeError, ValueError, BufferError) as e:
-            raise _read_error(obj, e) from None
 
 
 def _produced(obj: Any) -> tuple[Step, Any]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        a, shared = producer_array(obj)
+    a, shared = producer_array(obj)
     name = type(obj).__name__
     how = "__array_interface__" if hasattr(obj, "__array_interface__") else "__array__"
     if shared:

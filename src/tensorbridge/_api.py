@@ -19,15 +19,13 @@ from ._errors import ConversionError, UnsupportedInputError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._options import NUMPY_DEFAULT, TORCH_DEFAULT, Options, numpy_options, torch_options
 from ._plan import LeafPlan, Plan
-from ._planner import hot_array_entry, hot_tensor_entry, plan_leaf
+from ._planner import ARRAY_FLAGS, hot_array_entry, hot_array_run, hot_tensor_entry, plan_leaf
 from ._tree import Flat, flatten
 
 __all__ = ["explain", "to_numpy", "to_torch"]
 
 _Tensor = torch.Tensor
 _ndarray = np.ndarray
-# NPY_ARRAY_C_CONTIGUOUS | ALIGNED | WRITEABLE: the flag bits of the arrays in the hot table
-_PLAIN_FLAGS = 0x1 | 0x100 | 0x400
 _MISSING = object()
 
 
@@ -64,14 +62,17 @@ def _fast(obj: Any, o: Options) -> Any:
         entry = o.array_plans.get(obj.dtype, _MISSING)
         if entry is _MISSING:
             entry = hot_array_entry(o, obj.dtype)
-        if entry is not None and (
-            o.target == "numpy" or obj.flags.num & _PLAIN_FLAGS == _PLAIN_FLAGS
-        ):
+        if o.target == "torch":
+            flags = obj.flags.num & ARRAY_FLAGS
+            entry = entry.get(flags, _MISSING)
+            if entry is _MISSING:
+                entry = hot_array_run(o, obj.dtype, flags)
+        if entry is not None:
             try:
                 return entry(obj)
             except ConversionError:
                 raise
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, RuntimeError):
                 pass  # a negative stride on a size-1 axis: its full key decides
     return _MISSING
 
@@ -154,13 +155,16 @@ def _convert(obj: Any, o: Options) -> Any:
             entry = array_plans.get(leaf.dtype, _MISSING)
             if entry is _MISSING:
                 entry = hot_array_entry(o, leaf.dtype)
-            if entry is not None and (
-                not flags_needed or leaf.flags.num & _PLAIN_FLAGS == _PLAIN_FLAGS
-            ):
+            if flags_needed:
+                flags = leaf.flags.num & ARRAY_FLAGS
+                entry = entry.get(flags, _MISSING)
+                if entry is _MISSING:
+                    entry = hot_array_run(o, leaf.dtype, flags)
+            if entry is not None:
                 try:
                     out.append(entry(leaf))
                     continue
-                except (ValueError, TypeError):
+                except (ValueError, TypeError, RuntimeError):
                     pass  # a negative stride on a size-1 axis (or an error): full key
         kind = kind_of(leaf)
         if kind not in LEAF_KINDS:
@@ -200,19 +204,24 @@ def to_numpy(
     """
     if dtype is None and float_dtype is None and copy is None:
         o = NUMPY_DEFAULT
-        if type(obj) is _Tensor:  # the commonest call, as one lookup (see ``_planner``)
-            entry = o.tensor_plans.get(obj.dtype)
-            if entry is not None:
-                try:
-                    return entry[obj.requires_grad](obj)
-                except (RuntimeError, TypeError):
-                    # Not a plain CPU tensor (or an error the full path words): its full key
-                    # decides. A device tensor pays PyTorch's exception here (~15 µs, beside a
-                    # host copy and sync of 20 µs or more); reading is_cpu first would cost
-                    # every CPU call ~70 ns.
-                    return _convert(obj, o)
     else:
         o = numpy_options(dtype, float_dtype, copy)
+    if type(obj) is _Tensor:  # the commonest call: one lookup in the plan table (``_planner``)
+        entry = o.tensor_plans.get(obj.dtype, _MISSING)
+        if entry is _MISSING:
+            entry = hot_tensor_entry(o, obj.dtype)
+        if entry is not None:
+            try:
+                return entry[obj.requires_grad](obj)
+            except (RuntimeError, TypeError):
+                # Not a plain CPU tensor (or an error the full path words): its full key
+                # decides. A device tensor pays PyTorch's exception here (~15 µs, beside a host
+                # copy and sync of 20 µs or more); reading is_cpu first would cost every CPU
+                # call ~70 ns.
+                pass
+        if obj.is_nested:
+            return _convert(obj, o)  # a jagged tensor: the list of its components
+        return _convert_leaf(obj, Kind.TORCH, o)
     value = _fast(obj, o)
     if value is not _MISSING:
         return value
@@ -253,15 +262,22 @@ def to_torch(
         and not non_blocking
     ):
         o = TORCH_DEFAULT
-        if type(obj) is _ndarray:  # the commonest call, as one lookup (see ``_planner``)
-            entry = o.array_plans.get(obj.dtype)
-            if entry is not None and obj.flags.num & _PLAIN_FLAGS == _PLAIN_FLAGS:
-                try:
-                    return entry(obj)
-                except (ValueError, TypeError):
-                    return _convert(obj, o)  # a negative stride on a size-1 axis: full key
     else:
         o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
+    if type(obj) is _ndarray:  # the commonest call: one lookup in the plan table (``_planner``)
+        table = o.array_plans.get(obj.dtype)
+        if table is None:
+            table = hot_array_entry(o, obj.dtype)
+        flags = obj.flags.num & ARRAY_FLAGS
+        run = table.get(flags, _MISSING)
+        if run is _MISSING:
+            run = hot_array_run(o, obj.dtype, flags)
+        if run is not None:
+            try:
+                return run(obj)
+            except (ValueError, TypeError, RuntimeError):
+                pass  # a negative stride on a size-1 axis (or an error): its full key decides
+        return _convert_leaf(obj, Kind.NUMPY, o)
     value = _fast(obj, o)
     if value is not _MISSING:
         return value

@@ -32,7 +32,7 @@ class Step:
     Steps hold no input: a cached plan serves every input with the same key.
     """
 
-    __slots__ = ("batch", "copies", "dtype", "fn", "itemsize", "reason", "syncs", "text")
+    __slots__ = ("batch", "checks", "copies", "dtype", "fn", "itemsize", "reason", "syncs", "text")
 
     def __init__(
         self,
@@ -45,8 +45,10 @@ class Step:
         syncs: bool = False,
         batch: str = "",
         dtype: Any = None,
+        checks: bool = False,
     ) -> None:
         self.text = text
+        self.checks = checks  # ``fn`` refuses inputs other than plain CPU ones (see _planner)
         self.dtype = dtype  # the PyTorch dtype the step produces, where it sets one
         self.fn = fn
         self.itemsize = itemsize

@@ -28,15 +28,13 @@ from ._kinds import Kind
 from ._options import Options
 from ._plan import LeafPlan, Refusal, Step
 
-__all__ = ["hot_array_entry", "hot_tensor_entry", "plan_leaf", "plan_value"]
+__all__ = ["hot_array_entry", "hot_array_run", "hot_tensor_entry", "plan_leaf", "plan_value"]
 
 _CACHE_LIMIT = 4096  # keys per Options; new types beyond this start a fresh cache
-_CHECKS = frozenset(
-    [*_to_numpy.VIEWS.values(), *_to_torch.WRAPS.values()]
-)  # the views that refuse any input whose facts differ from the plain ones
 
 
 def _decide(planner: Any, key: Any, o: Options, prefix: tuple[Step, ...]) -> LeafPlan:
+    """The planner's answer for ``key``: its steps, or its refusal."""
     try:
         return LeafPlan(planner(key, o, prefix), ran=len(prefix))
     except Refusal as r:
@@ -50,15 +48,18 @@ def plan_value(
     side = _to_numpy if o.target == "numpy" else _to_torch
     if isinstance(value, torch.Tensor):
         key: Any = side.tensor_key(value, o)
-        planner = side.plan_from_tensor
+        tensor = True
     else:
-        key = side.array_key(value)
-        planner = side.plan_from_array
+        key = side.array_key(value, o)
+        tensor = False
     full = (prefix, key) if prefix else key
     plans = o.plans
     plan = plans.get(full)
     if plan is None:
-        plan = _decide(planner, key, o, prefix)
+        if tensor:
+            plan = _decide(side.plan_from_tensor, side.TensorKey._make(key), o, prefix)
+        else:
+            plan = _decide(side.plan_from_array, side.ArrayKey._make(key), o, prefix)
         if len(plans) >= _CACHE_LIMIT:
             plans.clear()
         plans[full] = plan
@@ -106,30 +107,65 @@ def hot_tensor_entry(o: Options, dtype: torch.dtype) -> Any:
     ``requires_grad``; None when those plans do not start with the checking view."""
     entry = o.tensor_plans.get(dtype, False)
     if entry is False:
-        plans = [
-            _decide(_to_numpy.plan_from_tensor, _to_numpy.plain_tensor_key(dtype, g), o, ())
-            for g in (False, True)
-        ]
-        entry = tuple(p.run for p in plans) if all(map(_checked, plans)) else None
+        runs: list[Any] | None = []
+        for grad in (False, True):
+            key = _to_numpy.plain_tensor_key(dtype, grad)
+            plain = _decide(_to_numpy.plan_from_tensor, key, o, ())
+            if not _checked(plain):
+                runs = None
+                break
+            if _to_numpy.torch_kind(dtype) != "c":
+                runs.append(plain.run)
+                continue
+            # A complex tensor's conjugate bit is part of its key: two plans, by the bit.
+            conj = _decide(_to_numpy.plan_from_tensor, key._replace(conj=True), o, ())
+            if not _checked(conj):
+                runs = None
+                break
+            runs.append(_by_conj(plain.run, conj.run))
+        entry = None if runs is None else tuple(runs)
         o.tensor_plans[dtype] = entry
     return entry
 
 
+def _by_conj(plain: Any, conj: Any) -> Any:
+    def run(t: torch.Tensor) -> Any:
+        return conj(t) if t.is_conj() else plain(t)
+
+    return run
+
+
 def hot_array_entry(o: Options, dtype: np.dtype[Any]) -> Any:
-    """The runner of an exact ``ndarray`` of ``dtype`` (to PyTorch: writeable, aligned,
-    C-contiguous); None when the plan cannot be taken on those facts alone."""
+    """To NumPy: the runner of an exact ``ndarray`` of ``dtype`` (its key is complete). To
+    PyTorch: the table of runners by flag bits (``ARRAY_FLAGS``), filled by ``hot_array_run``."""
     entry = o.array_plans.get(dtype, False)
     if entry is False:
         if o.target == "numpy":
             plan = _decide(_to_numpy.plan_from_array, _to_numpy.ArrayKey(np.ndarray, dtype), o, ())
             entry = plan.run if plan.error is None else None
         else:
-            plan = _decide(_to_torch.plan_from_array, _to_torch.plain_array_key(dtype), o, ())
-            # Items wider than their alignment (complex) need a pointer check: not here.
-            plain = dtype.itemsize <= dtype.alignment and dtype.kind != "O"
-            entry = plan.run if plain and _checked(plan) else None
+            entry = {}
         o.array_plans[dtype] = entry
     return entry
+
+
+C_CONTIGUOUS, ALIGNED, WRITEABLE = 0x1, 0x100, 0x400  # NumPy's NPY_ARRAY_* flag bits
+ARRAY_FLAGS = C_CONTIGUOUS | ALIGNED | WRITEABLE
+
+
+def hot_array_run(o: Options, dtype: np.dtype[Any], flags: int) -> Any:
+    """The runner of an exact ``ndarray`` of ``dtype`` with ``flags`` (``flags & ARRAY_FLAGS``)
+    going to PyTorch; None where those facts are not the whole key. A C-contiguous array has
+    positive strides except on axes of length 1, which the plan's first data step refuses."""
+    table = hot_array_entry(o, dtype)
+    run = None
+    # Items wider than their alignment (complex) need a pointer check: not here.
+    if flags & C_CONTIGUOUS and dtype.itemsize <= dtype.alignment and dtype.kind != "O":
+        key = _to_torch.plain_array_key(dtype, bool(flags & ALIGNED), bool(flags & WRITEABLE))
+        plan = _decide(_to_torch.plan_from_array, key, o, ())
+        run = plan.run if _checked(plan) else None
+    table[flags] = run
+    return run
 
 
 def _checked(plan: LeafPlan) -> bool:
@@ -137,7 +173,7 @@ def _checked(plan: LeafPlan) -> bool:
     if plan.error is not None:
         return False
     for step in plan.steps:
-        if step in _CHECKS:
+        if step.checks:
             return True
         if step.copies:
             return False

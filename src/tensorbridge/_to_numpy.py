@@ -7,6 +7,7 @@ cached per key. Steps take the value as their input and are the only code that m
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, NamedTuple
 
@@ -84,12 +85,12 @@ class TensorKey(NamedTuple):
     functorch: bool  # wrapped by a functorch transform (no values yet)
 
 
-def tensor_key(t: torch.Tensor, o: Options | None = None) -> TensorKey:
+def tensor_key(t: torch.Tensor, o: Options | None = None) -> tuple[Any, ...]:
     del o  # nothing to_numpy decides depends on the options' reading of the tensor
     layout = t.layout
     device = t.device
     strided = layout is _STRIDED
-    return TensorKey(
+    return (  # a plain tuple: cheaper to build than the TensorKey it stands for
         type(t),
         t.dtype,
         t.requires_grad,
@@ -112,8 +113,9 @@ class ArrayKey(NamedTuple):
     dtype: np.dtype[Any]
 
 
-def array_key(a: np.ndarray) -> ArrayKey:
-    return ArrayKey(type(a), a.dtype)
+def array_key(a: np.ndarray, o: Options | None = None) -> tuple[Any, ...]:
+    del o
+    return (type(a), a.dtype)
 
 
 # --- step functions ----------------------------------------------------------------------
@@ -188,12 +190,24 @@ VIEWS = {
         if row.native
         else f"view {row.tag} as ml_dtypes.{row.numpy} (no copy)",
         _viewer(row),
+        checks=True,
     )
     for row in TABLE
 }
 
 
+def check_numpy_castable(source: np.dtype[Any], target: np.dtype[Any]) -> None:
+    """Refuse casts NumPy cannot do between these dtypes at all (str → bfloat16, structured)."""
+    if not np.can_cast(source, target, casting="unsafe"):
+        raise refuse(
+            UnsupportedInputError,
+            f" cannot be cast to dtype={target} (NumPy has no cast from {source}); pass a dtype "
+            f"its values can be cast to, or convert them yourself first",
+        )
+
+
 def cast_step(source: np.dtype[Any], target: np.dtype[Any]) -> Step:
+    check_numpy_castable(source, target)
     return Step(
         f"cast {source} → {target} (NumPy casting, {SIZE})",
         lambda a: numpy_cast(a, target),
@@ -227,15 +241,40 @@ def dequantize_step(dtype: torch.dtype) -> Step:
     )
 
 
+class NotPlain(RuntimeError):
+    """A checking step met a tensor whose facts are not the ones its plan was made for."""
+
+
+def _resolved_plain_copy(bit: str) -> Any:
+    neg = bit == "negative"
+
+    def resolve(t: torch.Tensor) -> torch.Tensor:
+        # The check Tensor.numpy makes for a view, made here for a copy (see _planner): a
+        # plain strided CPU tensor with exactly the bit this plan resolves.
+        if (
+            t.layout is not _STRIDED
+            or not t.is_cpu
+            or t.is_neg() is not neg
+            or _is_functorch_wrapped(t)
+            or t._is_zerotensor()
+        ):
+            raise NotPlain
+        return resolved_copy(t)
+
+    return resolve
+
+
+@functools.cache
 def _materialize(bit: str, itemsize: int) -> Step:
     if bit == "zero":
         text, reason = "write out the zeros of a ZeroTensor", "a ZeroTensor has no memory to share"
-    else:
-        text, reason = (
-            f"resolve the {bit} bit",
-            f"{bit}-bit view (its logical values are not in memory)",
-        )
-    return Step(f"{text} ({SIZE})", resolved_copy, itemsize=itemsize, copies=1, reason=reason)
+        return Step(f"{text} ({SIZE})", resolved_copy, itemsize=itemsize, copies=1, reason=reason)
+    text, reason = (
+        f"resolve the {bit} bit",
+        f"{bit}-bit view (its logical values are not in memory)",
+    )
+    fn = _resolved_plain_copy(bit)
+    return Step(f"{text} ({SIZE})", fn, itemsize=itemsize, copies=1, reason=reason, checks=True)
 
 
 # --- the planners ------------------------------------------------------------------------

@@ -21,7 +21,9 @@ from ._options import Options
 from ._plan import SIZE, Step, copy_mode
 from ._to_numpy import (
     QUANTIZED,
+    NotPlain,
     check_not_lossy_cast,
+    check_numpy_castable,
     dequantize_step,
     dtype_kind,
     masked_refusal,
@@ -45,9 +47,10 @@ class ArrayKey(NamedTuple):
     negative: bool  # some stride is negative
 
 
-def array_key(a: np.ndarray) -> ArrayKey:
+def array_key(a: np.ndarray, o: Options | None = None) -> tuple[Any, ...]:
+    del o
     flags = a.flags.num
-    return ArrayKey(
+    return (  # a plain tuple: cheaper to build than the ArrayKey it stands for
         type(a),
         a.dtype,
         bool(flags & _ALIGNED) and not _misaligned(a),
@@ -64,10 +67,10 @@ def _misaligned(a: np.ndarray) -> bool:
     return ptr % isz != 0 or any(s % isz for s in a.strides)
 
 
-def plain_array_key(dtype: np.dtype[Any]) -> ArrayKey:
-    """The key of a writeable, aligned array with positive strides (``torch.from_numpy`` refuses
-    negative strides; the rest its flags say)."""
-    return ArrayKey(np.ndarray, dtype, True, True, False)
+def plain_array_key(dtype: np.dtype[Any], aligned: bool, writeable: bool) -> ArrayKey:
+    """The key of an exact ndarray with positive strides and these flags (the first step that
+    touches data, ``torch.from_numpy`` or a copy, refuses negative strides)."""
+    return ArrayKey(np.ndarray, dtype, aligned, writeable, False)
 
 
 class TensorKey(NamedTuple):
@@ -81,22 +84,29 @@ class TensorKey(NamedTuple):
     inference: bool  # read only when requires_grad=True asks
 
 
-def tensor_key(t: torch.Tensor, o: Options) -> TensorKey:
+def tensor_key(t: torch.Tensor, o: Options) -> tuple[Any, ...]:
     device = t.device
     layout = t.layout
     pinned = bool(o.pin_memory and device.type == "cpu" and layout is _STRIDED and t.is_pinned())
     inference = bool(o.requires_grad and t.is_inference())
-    return TensorKey(
-        type(t), t.dtype, t.requires_grad, layout, device, t.is_nested, pinned, inference
-    )
+    return (type(t), t.dtype, t.requires_grad, layout, device, t.is_nested, pinned, inference)
 
 
 # --- step functions ----------------------------------------------------------------------
 
 
-def _native_copy(native: np.dtype[Any]) -> Any:
+def _native_copy(native: np.dtype[Any], negative: bool) -> Any:
     # order="K" keeps the memory order of the input but always yields positive strides.
-    return lambda a: np.array(a, dtype=native, order="K", copy=True)
+    if negative:
+        return lambda a: np.array(a, dtype=native, order="K", copy=True)
+
+    def copy(a: np.ndarray) -> np.ndarray:
+        # Planned for positive strides: refuse others, as torch.from_numpy does (see _planner).
+        if a.ndim and min(a.strides) < 0:
+            raise NotPlain
+        return np.array(a, dtype=native, order="K", copy=True)
+
+    return copy
 
 
 def _wrapper(row: DType, read_only: bool) -> Any:
@@ -142,7 +152,10 @@ def _wrap_text(row: DType) -> str:
 
 
 # torch.from_numpy refuses negative strides: the planner's cache relies on that (``_planner``).
-WRAPS = {row.torch: Step(_wrap_text(row), _wrapper(row, False), dtype=row.torch) for row in TABLE}
+WRAPS = {
+    row.torch: Step(_wrap_text(row), _wrapper(row, False), dtype=row.torch, checks=True)
+    for row in TABLE
+}
 _WRAPS_READ_ONLY = {
     row.torch: Step(_wrap_text(row), _wrapper(row, True), dtype=row.torch) for row in TABLE
 }
@@ -164,6 +177,7 @@ def _inference_copy(itemsize: int) -> Step:
 def _numpy_cast_step(source: np.dtype[Any], target: torch.dtype, what: str) -> Step:
     np_target = numpy_dtype(target)
     check_not_lossy_cast(dtype_kind(source), np_target)
+    check_numpy_castable(source, np_target)
     return Step(
         f"cast {what} {source} → {np_target} (NumPy casting, {SIZE})",
         lambda a: numpy_cast(a, np_target),
@@ -243,10 +257,11 @@ def plan_from_array(k: ArrayKey, o: Options, prefix: tuple[Step, ...] = ()) -> l
         steps.append(
             Step(
                 f"copy to a native, positive-stride array ({SIZE}): {why}",
-                _native_copy(native),
+                _native_copy(native, left.negative),
                 itemsize=native.itemsize,
                 copies=1,
                 reason=why,
+                checks=not left.negative,
             )
         )
         read_only = False
