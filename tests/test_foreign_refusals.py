@@ -3,6 +3,8 @@ applied; an exception from a user object's own code becomes one ConversionError 
 from the rest of the ecosystem")."""
 
 import collections
+import decimal
+import fractions
 import types
 
 import numpy as np
@@ -22,6 +24,8 @@ import tensorbridge as tb
         pytest.param(lambda: {2.0, 1.0}, r"sorted\(s\)", sorted, id="set"),
         pytest.param(lambda: frozenset({1.0, 2.0}), r"sorted\(s\)", sorted, id="frozenset"),
         pytest.param(lambda: {"a": 1.0, "b": 2.0}.values(), r"list\(it\)", list, id="dict-values"),
+        pytest.param(lambda: decimal.Decimal("1.5"), r"float\(x\)", float, id="Decimal"),
+        pytest.param(lambda: fractions.Fraction(1, 3), r"float\(x\)", float, id="Fraction"),
         pytest.param(
             lambda: torch.nn.Linear(2, 2),
             r"\.state_dict\(\)",

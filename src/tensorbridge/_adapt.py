@@ -21,7 +21,7 @@ import torch
 from . import _foreign
 from ._dtypes import numpy_dtype
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from ._foreign.refusals import none_error
+from ._foreign.refusals import none_error, number_fix
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._options import Options
 from ._plan import SIZE, Step, record
@@ -376,6 +376,9 @@ def unsupported(obj: Any, kind: str) -> ConversionError:
         return adapter.refuse(obj)
     if kind is Kind.NONE:
         return none_error(obj)
+    fix = number_fix(obj)
+    if fix:
+        return UnsupportedInputError(f"{describe(obj)} has no array form: {fix}")
     if kind is Kind.STR:
         return UnsupportedInputError(
             f"{describe(obj)}: a string has no array form; parse it first "

@@ -74,3 +74,14 @@ def none_error(obj: Any) -> UnsupportedInputError:
         "has run (call loss.backward() first), and for a tensor that does not require grad "
         "(create it with requires_grad=True); inside a container None passes through unchanged"
     )
+
+
+def number_fix(obj: Any) -> str:
+    """The fix for a number type NumPy does not know (``Decimal``, ``Fraction``): ``float(x)``."""
+    cls = type(obj)
+    if isinstance(obj, (str, bytes)) or not (
+        hasattr(cls, "__float__") or hasattr(cls, "__index__")
+    ):
+        return ""
+    call = "int(x)" if hasattr(cls, "__index__") else "float(x)"
+    return f"it is a number NumPy and PyTorch do not know; convert it first, {call}"
