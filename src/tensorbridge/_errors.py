@@ -61,9 +61,11 @@ def _type_name(cls: type) -> str:
     module = str(getattr(cls, "__module__", "") or "")
     if module == "builtins":
         return cls.__qualname__
-    package = module.partition(".")[0]
-    if getattr(sys.modules.get(package), cls.__qualname__, None) is cls:
-        return f"{package}.{cls.__qualname__}"
+    parts = module.split(".")
+    for n in (1, 2):  # pandas.DataFrame, scipy.sparse.csr_array
+        package = ".".join(parts[:n])
+        if getattr(sys.modules.get(package), cls.__qualname__, None) is cls:
+            return f"{package}.{cls.__qualname__}"
     name = f"{module}.{cls.__qualname__}"
     return name.replace("numpy.ma.core.", "numpy.ma.")
 
