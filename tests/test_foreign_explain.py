@@ -31,7 +31,7 @@ def check_same_steps(obj, to, options):
         plan, planned_error = _outcome(lambda: tb.explain(obj, to=to, **options))
         executed.clear()  # explain runs adapters (reading a producer): not the conversion
         for _ in range(2):
-            out, error = _outcome(lambda: convert(obj, **options))
+            _, error = _outcome(lambda: convert(obj, **options))
             assert error is planned_error, (error, planned_error)
             ran = [step.describe(_numel(value)) for step, value in executed]
             executed.clear()
