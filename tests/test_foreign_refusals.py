@@ -177,3 +177,22 @@ def test_userdict_and_ordered_dict_keep_their_type():
     assert type(u) is collections.UserDict and type(u["a"]) is np.ndarray
     o = tb.to_numpy(collections.OrderedDict(b=torch.ones(1), a=torch.zeros(1)))
     assert type(o) is collections.OrderedDict and list(o) == ["b", "a"]
+
+
+class FakeGPUArray:
+    """A DLPack producer on a CUDA device (kDLCUDA = 2), as a JAX-GPU or CuPy array is."""
+
+    shape = (2,)
+    dtype = "float32"
+
+    def __dlpack__(self, **kwargs):
+        raise BufferError("this device's memory cannot be exported here")
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+
+def test_accelerator_array_without_that_accelerator_names_the_host_copy():
+    """A device array PyTorch here cannot import is refused naming the host copy that fixes it."""
+    with pytest.raises(tb.UnsupportedInputError, match=r"jax\.device_get\(x\).*cupy\.asnumpy"):
+        tb.to_torch(FakeGPUArray())
