@@ -3,6 +3,7 @@ applied; an exception from a user object's own code becomes one ConversionError 
 from the rest of the ecosystem")."""
 
 import collections
+import collections.abc
 import decimal
 import fractions
 import types
@@ -196,3 +197,24 @@ def test_accelerator_array_without_that_accelerator_names_the_host_copy():
     """A device array PyTorch here cannot import is refused naming the host copy that fixes it."""
     with pytest.raises(tb.UnsupportedInputError, match=r"jax\.device_get\(x\).*cupy\.asnumpy"):
         tb.to_torch(FakeGPUArray())
+
+
+class BrokenMapping(collections.abc.Mapping):
+    """A mapping whose item lookup raises."""
+
+    def __getitem__(self, key):
+        raise RuntimeError("backend gone")
+
+    def __iter__(self):
+        return iter(["a"])
+
+    def __len__(self):
+        return 1
+
+
+@pytest.mark.parametrize("func", ["to_numpy", "to_torch", "to_python", "explain"])
+def test_a_container_whose_items_raise_is_one_conversion_error(func):
+    """A mapping whose own __getitem__ raises gives one ConversionError, original as cause."""
+    with pytest.raises(tb.ConversionError, match="BrokenMapping") as e:
+        getattr(tb, func)(BrokenMapping())
+    assert isinstance(e.value.__cause__, RuntimeError)

@@ -125,6 +125,13 @@ def flatten_input(obj: Any, target: str, *, plain: bool = False) -> Flat:
         return flatten(obj, split_nested=target == "numpy", plain=plain)
     except RecursionError:
         raise _too_deep(obj) from None
+    except ConversionError:
+        raise
+    except Exception as e:  # a container's own keys(), __getitem__ or fields raising
+        raise UnsupportedInputError(
+            f"{describe(obj)}: reading its contents raised {type(e).__name__} ({e}); fix the "
+            f"container, or pass a plain dict or list of its values"
+        ) from e
 
 
 def _convert(obj: Any, o: Options) -> Any:
