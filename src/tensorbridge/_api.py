@@ -19,7 +19,14 @@ from ._errors import ConversionError, UnsupportedInputError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
 from ._options import NUMPY_DEFAULT, TORCH_DEFAULT, Options, numpy_options, torch_options
 from ._plan import LeafPlan, Plan
-from ._planner import ARRAY_FLAGS, hot_array_entry, hot_array_run, hot_tensor_entry, plan_leaf
+from ._planner import (
+    ARRAY_FLAGS,
+    array_flags,
+    hot_array_entry,
+    hot_array_run,
+    hot_tensor_entry,
+    plan_leaf,
+)
 from ._tree import Flat, flatten
 
 __all__ = ["explain", "to_numpy", "to_torch"]
@@ -27,9 +34,15 @@ __all__ = ["explain", "to_numpy", "to_torch"]
 _Tensor = torch.Tensor
 _ndarray = np.ndarray
 _MISSING = object()
+# The default options' plan tables, bound once (the hottest lookups; tables are only cleared)
+_numpy_tensor_plans = NUMPY_DEFAULT.tensor_plans.get
+_torch_array_plans = TORCH_DEFAULT.array_plans.get
 
 
 # --- one leaf ------------------------------------------------------------------------------
+# The commonest leaves (an exact torch.Tensor going to NumPy, an exact ndarray either way) are
+# one lookup in the plan tables ``_planner`` fills with its own plans; any other leaf, or one
+# whose table plan refused it, is planned from its full key.
 
 
 def _run(plan: LeafPlan, value: Any, obj: Any) -> Any:
@@ -42,39 +55,56 @@ def _convert_leaf(obj: Any, kind: str, o: Options) -> Any:
     return _run(plan, value, obj)
 
 
-def _fast(obj: Any, o: Options) -> Any:
-    """The plan table of the commonest inputs (see ``_planner``); ``_MISSING`` when the input
-    is not one of them or its view refused it."""
+def _tensor_to_numpy(t: torch.Tensor, o: Options) -> Any:
+    entry = o.tensor_plans.get(t.dtype, _MISSING)
+    if entry is _MISSING:
+        entry = hot_tensor_entry(o, t.dtype)
+    if entry is not None:
+        try:
+            return entry[t.requires_grad](t)
+        except (RuntimeError, TypeError):
+            # Not a plain CPU tensor (or an error the full path words): its full key decides.
+            # A device tensor pays PyTorch's exception here (~15 µs, beside a host copy and
+            # sync of 20 µs or more); reading is_cpu first would cost every CPU call ~70 ns.
+            pass
+    return _tensor_by_key(t, o)
+
+
+def _tensor_by_key(t: torch.Tensor, o: Options) -> Any:
+    if t.is_nested:
+        return _convert(t, o)  # a jagged tensor: the list of its components
+    return _convert_leaf(t, Kind.TORCH, o)
+
+
+def _array_to_torch(a: np.ndarray, o: Options) -> Any:
+    flags = array_flags(a)
+    run = o.array_plans.get(a.dtype if flags == ARRAY_FLAGS else (a.dtype, flags), _MISSING)
+    if run is _MISSING:
+        run = hot_array_run(o, a.dtype, flags)
+    if run is not None:
+        try:
+            return run(a)
+        except (ValueError, TypeError, RuntimeError):
+            pass  # a negative stride on a length-1 axis (or an error): its full key decides
+    return _convert_leaf(a, Kind.NUMPY, o)
+
+
+def _array_to_numpy(a: np.ndarray, o: Options) -> Any:
+    run = o.array_plans.get(a.dtype, _MISSING)
+    if run is _MISSING:
+        run = hot_array_entry(o, a.dtype)
+    if run is not None:
+        return run(a)  # the key (type, dtype) is complete: nothing to fall back from
+    return _convert_leaf(a, Kind.NUMPY, o)
+
+
+def _convert_any(obj: Any, o: Options) -> Any:
     cls = type(obj)
-    if cls is _Tensor:
-        if o.target == "numpy":
-            entry = o.tensor_plans.get(obj.dtype, _MISSING)
-            if entry is _MISSING:
-                entry = hot_tensor_entry(o, obj.dtype)
-            if entry is not None:
-                try:
-                    return entry[obj.requires_grad](obj)
-                except ConversionError:
-                    raise
-                except (RuntimeError, TypeError):
-                    pass  # not a plain CPU tensor: its full key decides
-    elif cls is _ndarray:
-        entry = o.array_plans.get(obj.dtype, _MISSING)
-        if entry is _MISSING:
-            entry = hot_array_entry(o, obj.dtype)
-        if o.target == "torch":
-            flags = obj.flags.num & ARRAY_FLAGS
-            entry = entry.get(flags, _MISSING)
-            if entry is _MISSING:
-                entry = hot_array_run(o, obj.dtype, flags)
-        if entry is not None:
-            try:
-                return entry(obj)
-            except ConversionError:
-                raise
-            except (ValueError, TypeError, RuntimeError):
-                pass  # a negative stride on a size-1 axis: its full key decides
-    return _MISSING
+    if cls is _Tensor and o.target == "numpy":
+        return _tensor_to_numpy(obj, o)
+    if cls is _ndarray:
+        return _array_to_numpy(obj, o) if o.target == "numpy" else _array_to_torch(obj, o)
+    return _convert(obj, o)
 
 
 # --- top level -----------------------------------------------------------------------------
@@ -139,46 +169,38 @@ def _convert(obj: Any, o: Options) -> Any:
     if role == "leaf":
         return _convert_leaf(obj, kind, o)
     flat = flatten_input(obj, o.target)
-    leaves = flat.leaves
     out: list[Any] = []
     pending: list[Pending] = []
-    tensor_plans = o.tensor_plans if o.target == "numpy" else None
-    array_plans = o.array_plans
-    flags_needed = o.target == "torch"
-    for i, leaf in enumerate(leaves):
+    to_numpy = o.target == "numpy"
+    tensor_plans, array_plans = o.tensor_plans, o.array_plans
+    for i, leaf in enumerate(flat.leaves):
         cls = type(leaf)
-        # The plan tables of the commonest leaves, inline (see ``_planner``).
-        if cls is _Tensor and tensor_plans is not None and leaf.is_cpu:
-            entry = tensor_plans.get(leaf.dtype, _MISSING)
-            if entry is _MISSING:
-                entry = hot_tensor_entry(o, leaf.dtype)
+        # The plan tables, inline for the commonest leaves (see ``_tensor_to_numpy``).
+        if cls is _Tensor and to_numpy and leaf.is_cpu:
+            entry = tensor_plans.get(leaf.dtype)
             if entry is not None:
                 try:
                     out.append(entry[leaf.requires_grad](leaf))
                     continue
                 except (RuntimeError, TypeError):
-                    pass  # not a plain CPU tensor (or an error the full path words): full key
-        elif cls is _ndarray:
-            entry = array_plans.get(leaf.dtype, _MISSING)
-            if entry is _MISSING:
-                entry = hot_array_entry(o, leaf.dtype)
-            if flags_needed:
-                flags = leaf.flags.num & ARRAY_FLAGS
-                entry = entry.get(flags, _MISSING)
-                if entry is _MISSING:
-                    entry = hot_array_run(o, leaf.dtype, flags)
-            if entry is not None:
+                    pass
+        elif cls is _ndarray and not to_numpy and leaf.flags.num & ARRAY_FLAGS == ARRAY_FLAGS:
+            run = array_plans.get(leaf.dtype)
+            if run is not None:
                 try:
-                    out.append(entry(leaf))
+                    out.append(run(leaf))
                     continue
                 except (ValueError, TypeError, RuntimeError):
-                    pass  # a negative stride on a size-1 axis (or an error): full key
-        kind = kind_of(leaf)
-        if kind not in LEAF_KINDS:
-            out.append(leaf)  # numbers, str, bytes, None and unknown objects pass through
-            continue
+                    pass
         try:
-            if kind is Kind.TORCH and tensor_plans is not None and leaf.is_nested:
+            if cls is _Tensor or cls is _ndarray:
+                out.append(_convert_any(leaf, o))
+                continue
+            kind = kind_of(leaf)
+            if kind not in LEAF_KINDS:
+                out.append(leaf)  # numbers, str, bytes, None and unknown objects pass through
+                continue
+            if kind is Kind.TORCH and to_numpy and leaf.is_nested:
                 out.append(_convert(leaf, o))  # a jagged tensor: the list of its components
                 continue
             plan, value = plan_leaf(leaf, kind, o)
@@ -210,29 +232,16 @@ def to_numpy(
     {'x': array([1., 1.], dtype=float32)}
     """
     if dtype is None and float_dtype is None and copy is None:
-        o = NUMPY_DEFAULT
-    else:
-        o = numpy_options(dtype, float_dtype, copy)
-    if type(obj) is _Tensor:  # the commonest call: one lookup in the plan table (``_planner``)
-        entry = o.tensor_plans.get(obj.dtype, _MISSING)
-        if entry is _MISSING:
-            entry = hot_tensor_entry(o, obj.dtype)
-        if entry is not None:
+        if type(obj) is _Tensor:  # the commonest call: one lookup in the plan table
+            entry = _numpy_tensor_plans(obj.dtype)
+            if entry is None:
+                return _tensor_to_numpy(obj, NUMPY_DEFAULT)  # fills the table
             try:
                 return entry[obj.requires_grad](obj)
             except (RuntimeError, TypeError):
-                # Not a plain CPU tensor (or an error the full path words): its full key
-                # decides. A device tensor pays PyTorch's exception here (~15 µs, beside a host
-                # copy and sync of 20 µs or more); reading is_cpu first would cost every CPU
-                # call ~70 ns.
-                pass
-        if obj.is_nested:
-            return _convert(obj, o)  # a jagged tensor: the list of its components
-        return _convert_leaf(obj, Kind.TORCH, o)
-    value = _fast(obj, o)
-    if value is not _MISSING:
-        return value
-    return _convert(obj, o)
+                return _tensor_by_key(obj, NUMPY_DEFAULT)  # not a plain CPU tensor
+        return _convert_any(obj, NUMPY_DEFAULT)
+    return _convert_any(obj, numpy_options(dtype, float_dtype, copy))
 
 
 def to_torch(
@@ -268,27 +277,17 @@ def to_torch(
         and not pin_memory
         and not non_blocking
     ):
-        o = TORCH_DEFAULT
-    else:
-        o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
-    if type(obj) is _ndarray:  # the commonest call: one lookup in the plan table (``_planner``)
-        table = o.array_plans.get(obj.dtype)
-        if table is None:
-            table = hot_array_entry(o, obj.dtype)
-        flags = obj.flags.num & ARRAY_FLAGS
-        run = table.get(flags, _MISSING)
-        if run is _MISSING:
-            run = hot_array_run(o, obj.dtype, flags)
-        if run is not None:
-            try:
-                return run(obj)
-            except (ValueError, TypeError, RuntimeError):
-                pass  # a negative stride on a size-1 axis (or an error): its full key decides
-        return _convert_leaf(obj, Kind.NUMPY, o)
-    value = _fast(obj, o)
-    if value is not _MISSING:
-        return value
-    return _convert(obj, o)
+        if type(obj) is _ndarray and obj.flags.num & ARRAY_FLAGS == ARRAY_FLAGS:
+            run = _torch_array_plans(obj.dtype)  # the commonest call: one lookup in the table
+            if run is not None:
+                try:
+                    return run(obj)
+                except (ValueError, TypeError, RuntimeError):
+                    # a negative stride on a length-1 axis (or an error): its full key decides
+                    return _convert_leaf(obj, Kind.NUMPY, TORCH_DEFAULT)
+        return _convert_any(obj, TORCH_DEFAULT)
+    o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
+    return _convert_any(obj, o)
 
 
 # --- explain -------------------------------------------------------------------------------

@@ -28,7 +28,15 @@ from ._kinds import Kind
 from ._options import Options
 from ._plan import LeafPlan, Refusal, Step
 
-__all__ = ["hot_array_entry", "hot_array_run", "hot_tensor_entry", "plan_leaf", "plan_value"]
+__all__ = [
+    "ARRAY_FLAGS",
+    "array_flags",
+    "hot_array_entry",
+    "hot_array_run",
+    "hot_tensor_entry",
+    "plan_leaf",
+    "plan_value",
+]
 
 _CACHE_LIMIT = 4096  # keys per Options; new types beyond this start a fresh cache
 
@@ -107,25 +115,22 @@ def hot_tensor_entry(o: Options, dtype: torch.dtype) -> Any:
     ``requires_grad``; None when those plans do not start with the checking view."""
     entry = o.tensor_plans.get(dtype, False)
     if entry is False:
-        runs: list[Any] | None = []
-        for grad in (False, True):
-            key = _to_numpy.plain_tensor_key(dtype, grad)
-            plain = _decide(_to_numpy.plan_from_tensor, key, o, ())
-            if not _checked(plain):
-                runs = None
-                break
-            if _to_numpy.torch_kind(dtype) != "c":
-                runs.append(plain.run)
-                continue
-            # A complex tensor's conjugate bit is part of its key: two plans, by the bit.
-            conj = _decide(_to_numpy.plan_from_tensor, key._replace(conj=True), o, ())
-            if not _checked(conj):
-                runs = None
-                break
-            runs.append(_by_conj(plain.run, conj.run))
-        entry = None if runs is None else tuple(runs)
+        runs = [_plain_tensor_run(o, dtype, grad) for grad in (False, True)]
+        entry = None if None in runs else tuple(runs)
         o.tensor_plans[dtype] = entry
     return entry
+
+
+def _plain_tensor_run(o: Options, dtype: torch.dtype, grad: bool) -> Any:
+    key = _to_numpy.plain_tensor_key(dtype, grad)
+    plain = _decide(_to_numpy.plan_from_tensor, key, o, ())
+    if not _checked(plain):
+        return None
+    if _to_numpy.torch_kind(dtype) != "c":
+        return plain.run
+    # A complex tensor's conjugate bit is part of its key: two plans, by the bit.
+    conj = _decide(_to_numpy.plan_from_tensor, key._replace(conj=True), o, ())
+    return _by_conj(plain.run, conj.run) if _checked(conj) else None
 
 
 def _by_conj(plain: Any, conj: Any) -> Any:
@@ -136,35 +141,49 @@ def _by_conj(plain: Any, conj: Any) -> Any:
 
 
 def hot_array_entry(o: Options, dtype: np.dtype[Any]) -> Any:
-    """To NumPy: the runner of an exact ``ndarray`` of ``dtype`` (its key is complete). To
-    PyTorch: the table of runners by flag bits (``ARRAY_FLAGS``), filled by ``hot_array_run``."""
+    """The runner of an exact ``ndarray`` of ``dtype`` going to NumPy (its key is complete);
+    None when that plan is a refusal."""
     entry = o.array_plans.get(dtype, False)
     if entry is False:
-        if o.target == "numpy":
-            plan = _decide(_to_numpy.plan_from_array, _to_numpy.ArrayKey(np.ndarray, dtype), o, ())
-            entry = plan.run if plan.error is None else None
-        else:
-            entry = {}
+        plan = _decide(_to_numpy.plan_from_array, _to_numpy.ArrayKey(np.ndarray, dtype), o, ())
+        entry = plan.run if plan.error is None else None
         o.array_plans[dtype] = entry
     return entry
 
 
 C_CONTIGUOUS, ALIGNED, WRITEABLE = 0x1, 0x100, 0x400  # NumPy's NPY_ARRAY_* flag bits
 ARRAY_FLAGS = C_CONTIGUOUS | ALIGNED | WRITEABLE
+NEGATIVE = 0x10000  # not a NumPy flag: some stride is negative (read when not C-contiguous)
+
+
+def array_flags(a: np.ndarray) -> int:
+    """The flag bits of ``a`` that key the PyTorch plan table (see ``hot_array_run``)."""
+    flags = a.flags.num & ARRAY_FLAGS
+    if not flags & C_CONTIGUOUS and a.ndim and min(a.strides) < 0:
+        flags |= NEGATIVE
+    return flags
 
 
 def hot_array_run(o: Options, dtype: np.dtype[Any], flags: int) -> Any:
-    """The runner of an exact ``ndarray`` of ``dtype`` with ``flags`` (``flags & ARRAY_FLAGS``)
-    going to PyTorch; None where those facts are not the whole key. A C-contiguous array has
-    positive strides except on axes of length 1, which the plan's first data step refuses."""
-    table = hot_array_entry(o, dtype)
+    """The runner of an exact ``ndarray`` of ``dtype`` with ``flags`` (``array_flags``) going to
+    PyTorch, stored under ``dtype`` for plain flags and ``(dtype, flags)`` otherwise; None where
+    the plan is a refusal or needs a pointer check (items wider than their alignment).
+
+    A C-contiguous array has positive strides except on axes of length 1; plans for it start
+    with a step that refuses negative strides (``torch.from_numpy`` or a checking copy)."""
     run = None
-    # Items wider than their alignment (complex) need a pointer check: not here.
-    if flags & C_CONTIGUOUS and dtype.itemsize <= dtype.alignment and dtype.kind != "O":
-        key = _to_torch.plain_array_key(dtype, bool(flags & ALIGNED), bool(flags & WRITEABLE))
+    if dtype.itemsize <= dtype.alignment and dtype.kind != "O":
+        key = _to_torch.ArrayKey(
+            np.ndarray,
+            dtype,
+            bool(flags & ALIGNED),
+            bool(flags & WRITEABLE),
+            bool(flags & NEGATIVE),
+        )
         plan = _decide(_to_torch.plan_from_array, key, o, ())
-        run = plan.run if _checked(plan) else None
-    table[flags] = run
+        checked = _checked(plan) if flags & C_CONTIGUOUS else plan.error is None
+        run = plan.run if checked else None
+    o.array_plans[dtype if flags == ARRAY_FLAGS else (dtype, flags)] = run
     return run
 
 

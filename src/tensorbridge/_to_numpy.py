@@ -250,15 +250,14 @@ def _resolved_plain_copy(bit: str) -> Any:
 
     def resolve(t: torch.Tensor) -> torch.Tensor:
         # The check Tensor.numpy makes for a view, made here for a copy (see _planner): a
-        # plain strided CPU tensor with exactly the bit this plan resolves.
+        # strided CPU tensor, not under a functorch transform, with exactly this plan's bit.
         if (
             t.layout is not _STRIDED
             or not t.is_cpu
             or t.is_neg() is not neg
             or _is_functorch_wrapped(t)
-            or t._is_zerotensor()
         ):
-            raise NotPlain
+            raise NotPlain  # (a ZeroTensor with this bit has this same plan)
         return resolved_copy(t)
 
     return resolve
@@ -355,10 +354,10 @@ def plan_from_tensor(k: TensorKey, o: Options, prefix: tuple[Step, ...] = ()) ->
             )
             steps.append(VIEWS[to])
             return copy_mode(steps, o.copy, copy_step(widened.itemsize))
-    if cpu and strided and k.zero:
-        steps.append(_materialize("zero", row.itemsize))
-    elif cpu and strided and ((row.kind == "c" and k.conj) or k.neg):
+    if cpu and strided and ((row.kind == "c" and k.conj) or k.neg):
         steps.append(_materialize("negative" if k.neg else "conjugate", row.itemsize))
+    elif cpu and strided and k.zero:
+        steps.append(_materialize("zero", row.itemsize))
     steps.append(VIEWS[dtype])
     itemsize = row.itemsize
     if target is not None and target != row.numpy:

@@ -67,12 +67,6 @@ def _misaligned(a: np.ndarray) -> bool:
     return ptr % isz != 0 or any(s % isz for s in a.strides)
 
 
-def plain_array_key(dtype: np.dtype[Any], aligned: bool, writeable: bool) -> ArrayKey:
-    """The key of an exact ndarray with positive strides and these flags (the first step that
-    touches data, ``torch.from_numpy`` or a copy, refuses negative strides)."""
-    return ArrayKey(np.ndarray, dtype, aligned, writeable, False)
-
-
 class TensorKey(NamedTuple):
     cls: type
     dtype: torch.dtype
