@@ -3,7 +3,7 @@
 NumPy-dtype values are read as ``np.asarray`` reads them (a view where pandas keeps one block).
 Nullable columns (``Int64``, ``Float64``, ``boolean``, Arrow numbers) with no missing value
 become their NumPy dtype exactly (a copy: pandas stores values and mask apart); a missing value
-(``pd.NA``, ``NaT``) is refused, since no NumPy number holds it, naming the column and
+(``pd.NA``, ``NaT``) is refused, since no NumPy number stands for it, naming the column and
 ``.to_numpy(dtype=..., na_value=...)``. Categorical, string, object and time-zone-aware columns
 are refused, each with the fix that fits it. A frame's columns are combined with NumPy's type
 promotion (``np.result_type``): an int and a bool column give int64, where ``np.asarray`` would
@@ -93,10 +93,14 @@ def numpy_dtype_of(col: Any, what: str, fix: str, whole: str = "") -> np.dtype[A
                 if np_dtype.kind in "mM"
                 else "dtype='float64', na_value=np.nan"
             )
+            why = (
+                "as a number each would silently become -2**63"
+                if np_dtype.kind in "mM"
+                else f"no {np_dtype} value can hold them"
+            )
             raise LossyConversionError(
-                f"{what} has {missing} missing value{'s' * (missing > 1)} ({na}) that no "
-                f"{np_dtype} value can hold: converting would drop them; choose what they "
-                f"become, e.g. {whole or fix}.to_numpy({how})"
+                f"{what} has {missing} missing value{'s' * (missing > 1)} ({na}): {why}; "
+                f"choose what they become, e.g. {whole or fix}.to_numpy({how})"
             )
     return np_dtype
 
