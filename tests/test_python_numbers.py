@@ -124,3 +124,12 @@ def test_to_python_round_trips_a_float_list_through_json():
     xs = [0.1, -0.0, 1e300, 5e-324]
     back = json.loads(json.dumps(tb.to_python(tb.to_numpy(xs))))
     assert back == xs and math.copysign(1, back[1]) == -1
+
+
+@pytest.mark.parametrize("items", [[1.0, None], [1.0, "2.5"]], ids=["None", "str"])
+def test_explicit_dtype_does_not_parse_non_numbers(items):
+    """An explicit dtype never turns None into NaN or parses a string: the list is refused."""
+    with pytest.raises(tb.UnsupportedInputError, match="holds a"):
+        tb.to_numpy(items, dtype="float64")
+    with pytest.raises(tb.UnsupportedInputError, match="holds a"):
+        tb.to_torch(items, dtype=torch.float64)

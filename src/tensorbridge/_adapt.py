@@ -96,18 +96,25 @@ def _first_item(seq: Any) -> Any:
 def is_number_data(seq: Any, dtype: np.dtype[Any] | None = None) -> bool:
     """Whether a top-level list/tuple is numbers, converted as one array.
 
-    A list that starts with a number is read by NumPy straight away (in ``dtype`` when one is
-    given: C speed, no scan in Python), and the array is kept for the adapter that follows; a
-    list NumPy cannot read that way is scanned.
+    A list that starts with a number is read by NumPy straight away (C speed, no scan in
+    Python) and kept for the adapter that follows, in ``dtype`` when one is given: floats are
+    cast (one rounding from the double each Python float is, as a direct build gives), integers
+    built in ``dtype`` directly. A list NumPy does not read as numbers (``None``, strings,
+    arrays, integers beyond 64 bits) is scanned.
     """
     if isinstance(_first_item(seq), _NUMBER_TYPES):
+        a: np.ndarray | None
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                a = np.asarray(seq, dtype=dtype)
-        except Exception:  # ragged, or an item's own __array__ failing: the scan decides
+                a = np.asarray(seq)
+                if a.dtype.kind not in "biufc" or (a.dtype.kind == "c" and dtype is not None):
+                    a = None  # objects, or complex into a dtype: the scan and the build decide
+                elif dtype is not None and a.dtype != dtype:
+                    a = np.asarray(seq, dtype=dtype) if a.dtype.kind in "iu" else a.astype(dtype)
+        except Exception:  # ragged, an item's own __array__ failing, an int too big for dtype
             a = None
-        if a is not None and (a.dtype.kind in "biufc" or dtype is not None):
+        if a is not None:
             _kept.value = (seq, dtype, a)
             return True
     return all_numbers(seq)
