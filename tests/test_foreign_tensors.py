@@ -177,13 +177,18 @@ def test_jax_cpu_arrays_convert_exactly():
         assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
 
 
-def test_jax_read_only_buffer_is_not_written_through():
-    """A JAX buffer (immutable) is copied by to_torch under copy=None, so writing is safe."""
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float8_e4m3fn", "bool"])
+def test_jax_read_only_buffer_is_not_written_through(dtype):
+    """A JAX buffer (immutable) is copied by to_torch under copy=None, so writing is safe, for
+    dtypes NumPy imports and those only PyTorch does (bfloat16, float8); to_numpy gives a
+    read-only view."""
     jnp = pytest.importorskip("jax.numpy")
-    x = jnp.arange(3.0)
+    x = jnp.asarray(np.array([1, 0, 1]), dtype=getattr(jnp, dtype))
+    before = np.asarray(x).tobytes()
     t = tb.to_torch(x)
-    t[0] = 100.0
-    assert float(x[0]) == 0.0
+    t[0] = 0
+    assert np.asarray(x).tobytes() == before
+    assert not tb.to_numpy(x).flags.writeable
 
 
 def test_raw_dlpack_capsule_converts_once_and_explain_agrees():

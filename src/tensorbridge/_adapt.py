@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import _foreign
-from ._dtypes import numpy_dtype
+from ._dtypes import by_torch, numpy_dtype
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._foreign.refusals import none_error, number_fix
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
@@ -259,7 +259,7 @@ def import_dlpack(obj: Any) -> np.ndarray | torch.Tensor:
             f"(e.g. cupy.ascontiguousarray(x))"
         )
     try:
-        return torch.from_dlpack(obj)
+        t = torch.from_dlpack(obj)
     except Exception as e:
         if device_type not in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
             raise UnsupportedInputError(
@@ -271,6 +271,25 @@ def import_dlpack(obj: Any) -> np.ndarray | torch.Tensor:
             f"{describe(obj)} cannot be exported through DLPack ({e}); convert it with its own "
             f"library first (a native-byte-order, contiguous array of a standard dtype)"
         ) from None
+    if device_type in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
+        return _read_only(t)
+    return t
+
+
+def _read_only(t: torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Host memory PyTorch imported where NumPy could not (bfloat16, float8): whether the
+    producer allows writes is not known (JAX's buffers are immutable), so it is viewed as a
+    read-only array: copied under ``copy=None``, shared only when ``copy=False`` asks."""
+    row = by_torch(t.dtype)
+    if row is None:
+        return t
+    try:
+        a = t.numpy() if row.torch_carrier is None else t.view(row.torch_carrier).numpy()
+    except (RuntimeError, TypeError):
+        return t
+    a = a.view(row.numpy)
+    a.flags.writeable = False
+    return a
 
 
 class _Interface:
