@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from strategies import InterfaceProducer, OldArrayProducer
 from torch.testing._internal.two_tensor import TwoTensor
 
 import tensorbridge as tb
+from strategies import InterfaceProducer, OldArrayProducer
 
 
 @pytest.mark.parametrize(
