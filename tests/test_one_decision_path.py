@@ -85,3 +85,21 @@ def test_producer_that_promises_a_view_shares_under_copy_false():
     df = pd.DataFrame({"a": [1.0, 2.0], "b": [1.5, 2.5]})
     assert tb.explain(df, to="torch", copy=False).shares_memory
     assert tb.shares_memory(tb.to_torch(df, copy=False), df)
+
+
+def test_to_python_returns_json_shapes():
+    """to_python flattens like the conversions and rebuilds JSON's shapes: dicts and lists."""
+    import dataclasses
+    from collections import namedtuple
+
+    @dataclasses.dataclass
+    class Sample:
+        x: torch.Tensor
+        label: str
+
+    Pair = namedtuple("Pair", "a b")
+    out = tb.to_python(
+        {"s": Sample(torch.tensor([1, 2]), "cat"), "p": Pair(np.float32(0.5), (1, 2))}
+    )
+    assert out == {"s": {"x": [1, 2], "label": "cat"}, "p": [0.5, [1, 2]]}
+    assert type(out["p"]) is list and type(out["p"][1]) is list
