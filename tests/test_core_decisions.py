@@ -107,18 +107,24 @@ class _Box:
         self.value = value
 
 
-def test_node_registered_in_another_optree_namespace_is_walked():
-    """A type registered with optree under any namespace is walked as a container."""
+def test_node_of_another_optree_namespace_is_walked_once_registered_in_ours():
+    """Another project's optree namespace is its own: such a node passes through unchanged,
+    and registering it in the "tensorbridge" namespace (the fix) makes it a container."""
     import optree
 
-    optree.register_pytree_node(
-        _Box,
-        lambda b: ([b.value], None, ["value"]),
-        lambda _, children: _Box(children[0]),
-        namespace="someone-elses-project",
-    )
-    out = tb.to_numpy({"box": _Box(torch.arange(3))})
-    assert isinstance(out["box"], _Box)
+    def flatten(b):
+        return [b.value], None, ["value"]
+
+    def unflatten(_, children):
+        return _Box(children[0])
+
+    optree.register_pytree_node(_Box, flatten, unflatten, namespace="someone-elses-project")
+    box = _Box(torch.arange(3))
+    out = tb.to_numpy({"box": box})
+    assert out["box"] is box and isinstance(box.value, torch.Tensor)
+    optree.register_pytree_node(_Box, flatten, unflatten, namespace="tensorbridge")
+    out = tb.to_numpy({"box": box})
+    assert isinstance(out["box"], _Box) and type(out["box"].value) is np.ndarray
     np.testing.assert_array_equal(out["box"].value, np.arange(3))
 
 

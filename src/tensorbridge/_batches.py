@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from . import _transfer
+from . import _transfer, _transfer_plan
 from ._dtypes import torch_dtype
 from ._options import Options
 from ._plan import LeafPlan, compose, record
@@ -67,16 +67,16 @@ def run_groups(pending: list[Pending], o: Options, out: list[Any]) -> None:
 
 def plan_groups(
     pending: list[Pending], o: Options
-) -> list[tuple[_transfer.BatchPlan, list[Pending]]]:
+) -> list[tuple[_transfer_plan.BatchPlan, list[Pending]]]:
     """What ``run_groups`` will do, without moving data (``Pending.value`` may stand in)."""
     plans = []
     for kind, members in group(pending).items():
         tensors = [p.value for p in members]
         if kind == "to_host":
-            plan = _transfer.plan_to_host(tensors)
+            plan = _transfer_plan.plan_to_host(tensors)
         else:
             assert o.device is not None
-            plan = _transfer.plan_to_device(
+            plan = _transfer_plan.plan_to_device(
                 tensors, o.device, non_blocking=o.non_blocking, pin_memory=o.pin_memory
             )
         plans.append((plan, members))

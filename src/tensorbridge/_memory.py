@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import _foreign
 from ._adapt import import_dlpack, producer_array
 from ._errors import UnsupportedInputError, describe
 from ._kinds import Kind, kind_of
+from ._options import NUMPY_DEFAULT
+from ._plan import LeafPlan
 
 
 def _storage_bytes(t: torch.Tensor) -> np.ndarray:
@@ -53,6 +56,9 @@ def _as_array(x: Any) -> np.ndarray | torch.Tensor | None:
     if kind is Kind.DLPACK:
         value = import_dlpack(x)
         return value if isinstance(value, np.ndarray) else _as_array(value)
+    if kind is Kind.FOREIGN:  # its adapter's array form (a DataFrame's values, ...)
+        adapted = _foreign.leaf(x, NUMPY_DEFAULT)
+        return None if isinstance(adapted, LeafPlan) else _as_array(adapted[1])
     raise UnsupportedInputError(f"shares_memory() compares tensors and arrays, not {describe(x)}")
 
 

@@ -41,7 +41,7 @@ __all__ = [
 _CACHE_LIMIT = 4096  # keys per Options; new types beyond this start a fresh cache
 
 
-def _decide(planner: Any, key: Any, o: Options, prefix: tuple[Step, ...]) -> LeafPlan:
+def decide(planner: Any, key: Any, o: Options, prefix: tuple[Step, ...]) -> LeafPlan:
     """The planner's answer for ``key``: its steps, or its refusal."""
     try:
         return LeafPlan(planner(key, o, prefix), ran=len(prefix))
@@ -65,9 +65,9 @@ def plan_value(
     plan = plans.get(full)
     if plan is None:
         if tensor:
-            plan = _decide(side.plan_from_tensor, side.TensorKey._make(key), o, prefix)
+            plan = decide(side.plan_from_tensor, side.TensorKey._make(key), o, prefix)
         else:
-            plan = _decide(side.plan_from_array, side.ArrayKey._make(key), o, prefix)
+            plan = decide(side.plan_from_array, side.ArrayKey._make(key), o, prefix)
         if len(plans) >= _CACHE_LIMIT:
             plans.clear()
         plans[full] = plan
@@ -123,13 +123,13 @@ def hot_tensor_entry(o: Options, dtype: torch.dtype) -> Any:
 
 def _plain_tensor_run(o: Options, dtype: torch.dtype, grad: bool) -> Any:
     key = _to_numpy.plain_tensor_key(dtype, grad)
-    plain = _decide(_to_numpy.plan_from_tensor, key, o, ())
+    plain = decide(_to_numpy.plan_from_tensor, key, o, ())
     if not _checked(plain):
         return None
     if _to_numpy.torch_kind(dtype) != "c":
         return plain.run
     # A complex tensor's conjugate bit is part of its key: two plans, by the bit.
-    conj = _decide(_to_numpy.plan_from_tensor, key._replace(conj=True), o, ())
+    conj = decide(_to_numpy.plan_from_tensor, key._replace(conj=True), o, ())
     return _by_conj(plain.run, conj.run) if _checked(conj) else None
 
 
@@ -145,7 +145,7 @@ def hot_array_entry(o: Options, dtype: np.dtype[Any]) -> Any:
     None when that plan is a refusal."""
     entry = o.array_plans.get(dtype, False)
     if entry is False:
-        plan = _decide(_to_numpy.plan_from_array, _to_numpy.ArrayKey(np.ndarray, dtype), o, ())
+        plan = decide(_to_numpy.plan_from_array, _to_numpy.ArrayKey(np.ndarray, dtype), o, ())
         entry = plan.run if plan.error is None else None
         o.array_plans[dtype] = entry
     return entry
@@ -180,7 +180,7 @@ def hot_array_run(o: Options, dtype: np.dtype[Any], flags: int) -> Any:
             bool(flags & WRITEABLE),
             bool(flags & NEGATIVE),
         )
-        plan = _decide(_to_torch.plan_from_array, key, o, ())
+        plan = decide(_to_torch.plan_from_array, key, o, ())
         checked = _checked(plan) if flags & C_CONTIGUOUS else plan.error is None
         run = plan.run if checked else None
     o.array_plans[dtype if flags == ARRAY_FLAGS else (dtype, flags)] = run

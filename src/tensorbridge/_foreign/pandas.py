@@ -135,5 +135,5 @@ def _frame(df: Any, o: Any) -> tuple[Step, Any]:
     shared = bool(dtypes) and np.may_share_memory(values, df.iloc[:, 0].to_numpy())
     if shared or values.size == 0:
         return adapted("view DataFrame values (no copy)", values)
-    why = "the frame's columns are stored apart (several dtypes or blocks)"
+    why = "DataFrame cannot share its memory: its columns are stored apart (dtypes or blocks)"
     return adapted(f"gather the columns into one {common} array ({SIZE})", values, why)

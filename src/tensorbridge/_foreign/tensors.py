@@ -20,17 +20,15 @@ import torch
 
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from .._plan import SIZE, LeafPlan, Refusal, Step, copy_mode
+from .._to_numpy import is_wrapper
 from .._tree import _Attr
 from . import Adapter
 from ._common import guarded
 
-_PLAIN_DISPATCH = torch._C._disabled_torch_dispatch_impl
-
 
 def recognise(cls: type) -> Adapter | None:
     if issubclass(cls, torch.Tensor):
-        dispatch = getattr(cls.__torch_dispatch__, "__func__", cls.__torch_dispatch__)
-        if dispatch is _PLAIN_DISPATCH or cls.__module__.startswith("torch.nested."):
+        if not is_wrapper(cls) or cls.__module__.startswith("torch.nested."):
             return None  # a plain subclass, or a jagged tensor: the core converts those
         return Adapter(f"tensor subclass {cls.__name__}", "leaf", leaf=_wrapper)
     packed = getattr(sys.modules.get("torch.nn.utils.rnn"), "PackedSequence", None)
