@@ -92,6 +92,8 @@ def test_dtensor_to_numpy_names_full_tensor_and_to_local(dtensor):
         tb.to_numpy(dtensor)
     np.testing.assert_array_equal(tb.to_numpy(dtensor.to_local()), np.arange(4.0))
     np.testing.assert_array_equal(tb.to_numpy(dtensor.full_tensor()), np.arange(4.0))
+    with pytest.raises(tb.UnsupportedInputError, match=r'obj\["w"\].*full_tensor'):
+        tb.to_numpy({"w": torch.nn.Parameter(dtensor)})  # an FSDP2 state dict's parameter
 
 
 def test_dtensor_to_torch_stays_a_dtensor(dtensor):

@@ -41,9 +41,9 @@ def _refusal(t: Any) -> ConversionError:
     name = type(t).__name__
     if name == "DTensor":
         return UnsupportedInputError(
-            f"{describe(t)} is a DTensor, sharded over a device mesh: no single process holds "
-            f"its values; call .full_tensor() for the whole tensor (a collective every rank must "
-            f"call) or .to_local() for this rank's shard, and convert that"
+            f"{describe(t)} is a DTensor, spread over a device mesh: this process may hold only "
+            f"a shard of its values; call .full_tensor() for the whole tensor (a collective "
+            f"every rank must call) or .to_local() for this rank's shard, and convert that"
         )
     if name == "MaskedTensor":
         return LossyConversionError(
