@@ -120,6 +120,11 @@ def is_number_data(seq: Any, dtype: np.dtype[Any] | None = None) -> bool:
     return all_numbers(seq)
 
 
+def discard_kept() -> None:
+    """Forget the array ``is_number_data`` kept, when no adapter will take it (``to_python``)."""
+    _kept.value = None
+
+
 def python_dtype(o: Options) -> np.dtype[Any] | None:
     """The NumPy dtype Python numbers are built in directly: the explicit ``dtype`` only."""
     if o.dtype is None:

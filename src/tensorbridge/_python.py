@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._adapt import all_numbers
+from ._adapt import all_numbers, discard_kept
 from ._api import flatten_input, to_numpy, top_level
 from ._dtypes import by_numpy
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
@@ -113,6 +113,7 @@ def to_python(obj: Any, /) -> Any:
     {'loss': 0.5, 'ids': [[1, 2], 3]}
     """
     obj, kind, role = top_level(obj, "numpy")
+    discard_kept()  # a list of numbers stays Python numbers here: no array is built from it
     if role == "leaf" and kind in LEAF_KINDS:
         return _leaf_to_python(obj, kind)
     if kind is Kind.BYTES:
