@@ -282,7 +282,7 @@ foreign_inputs = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(
     obj=foreign_inputs,
-    func=st.sampled_from(["to_numpy", "to_torch", "to_python", "item", "explain"]),
+    func=st.sampled_from(["to_numpy", "to_torch", "to_python", "item", "explain", "shares"]),
     dtype=st.sampled_from([None, "float64", torch.float32, "int8", torch.bool]),
     copy=st.sampled_from([None, True, False]),
     requires_grad=st.sampled_from([None, True, False]),
@@ -301,6 +301,8 @@ def test_ecosystem_objects_return_or_raise_one_conversion_error(
         elif func == "explain":
             str(tb.explain(obj, to="torch", dtype=dtype, copy=copy, device=device))
             str(tb.explain(obj, to="numpy", dtype=dtype, copy=copy))
+        elif func == "shares":
+            assert tb.shares_memory(obj, np.ones(1)) in (True, False)
         else:
             getattr(tb, func)(obj)
     except tb.ConversionError:

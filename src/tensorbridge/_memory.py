@@ -9,7 +9,7 @@ import torch
 
 from . import _foreign
 from ._adapt import import_dlpack, producer_array
-from ._errors import UnsupportedInputError, describe
+from ._errors import ConversionError, UnsupportedInputError, describe
 from ._kinds import Kind, kind_of
 from ._options import NUMPY_DEFAULT
 from ._plan import LeafPlan
@@ -62,6 +62,19 @@ def _as_array(x: Any) -> np.ndarray | torch.Tensor | None:
     raise UnsupportedInputError(f"shares_memory() compares tensors and arrays, not {describe(x)}")
 
 
+def _read(x: Any) -> np.ndarray | torch.Tensor | None:
+    """``_as_array``, with an exception from the object's own protocol as one error."""
+    try:
+        return _as_array(x)
+    except ConversionError:
+        raise
+    except Exception as e:
+        raise UnsupportedInputError(
+            f"{describe(x)} raised {type(e).__name__} while giving its memory ({e}); check the "
+            f"object, or convert it with its own library first"
+        ) from e
+
+
 def _device_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.device != b.device or a.numel() == 0 or b.numel() == 0:
         return False
@@ -88,7 +101,7 @@ def shares_memory(a: Any, b: Any, /) -> bool:
     >>> shares_memory(t[::2], t.numpy()[1::2]), shares_memory(t, t.numpy()[5:])
     (False, True)
     """
-    x, y = _as_array(a), _as_array(b)
+    x, y = _read(a), _read(b)
     if x is None or y is None:
         return False
     if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
