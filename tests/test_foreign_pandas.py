@@ -181,3 +181,29 @@ def test_period_column_names_no_fix_that_fails():
     with pytest.raises(tb.UnsupportedInputError, match="Python objects") as e:
         tb.to_numpy(s)
     assert "to_numeric" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "fix"),
+    [
+        pytest.param(lambda: pd.Categorical(["a", "b"]), lambda x: x.codes, id="Categorical"),
+        pytest.param(
+            lambda: pd.CategoricalIndex(["a", "b"]), lambda x: x.codes, id="CategoricalIndex"
+        ),
+        pytest.param(
+            lambda: pd.date_range("2020-01-01", periods=2, tz="UTC"),
+            lambda x: x.tz_convert(None).astype("int64"),
+            id="DatetimeIndex-tz",
+        ),
+        pytest.param(
+            lambda: pd.Index(["a", "b"]), lambda x: x.astype("category").codes, id="str-Index"
+        ),
+    ],
+)
+def test_index_and_array_fixes_use_no_series_accessor(make, fix):
+    """An Index or array is told .codes / .tz_convert (no .cat/.dt accessor), and that works."""
+    x = make()
+    with pytest.raises(tb.UnsupportedInputError) as e:
+        tb.to_numpy(x)
+    assert ".cat." not in str(e.value) and ".dt." not in str(e.value)
+    assert tb.to_numpy(fix(x)).dtype.kind in "iu"

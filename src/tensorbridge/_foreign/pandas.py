@@ -59,17 +59,19 @@ def numpy_dtype_of(col: Any, what: str, fix: str, whole: str = "") -> np.dtype[A
     import pandas as pd
 
     dtype = col.dtype
+    # A Series reaches codes and datetimes through its accessors; an Index or array directly.
+    cat, dt = (".cat", ".dt") if isinstance(col, pd.Series) else ("", "")
     if isinstance(dtype, pd.CategoricalDtype):
         raise UnsupportedInputError(
             f"{what} is categorical: its categories ({dtype.categories.dtype}) have no array "
-            f"form; convert its integer codes instead, {fix}.cat.codes (and keep "
-            f"{fix}.cat.categories to map them back)"
+            f"form; convert its integer codes instead, {fix}{cat}.codes (and keep "
+            f"{fix}{cat}.categories to map them back)"
         )
     if isinstance(dtype, pd.DatetimeTZDtype):
         raise UnsupportedInputError(
             f"{what} holds time-zone-aware datetimes ({dtype}), which have no array form; "
             f"convert them to integer UTC timestamps first: "
-            f"{fix}.dt.tz_convert(None).astype('int64') (in {dtype.unit} since the epoch)"
+            f"{fix}{dt}.tz_convert(None).astype('int64') (in {dtype.unit} since the epoch)"
         )
     np_dtype = dtype if isinstance(dtype, np.dtype) else getattr(dtype, "numpy_dtype", None)
     if type(dtype).__name__ == "SparseDtype":
@@ -78,7 +80,7 @@ def numpy_dtype_of(col: Any, what: str, fix: str, whole: str = "") -> np.dtype[A
         if _is_text(col, dtype):
             raise UnsupportedInputError(
                 f"{what} holds strings ({dtype}), which have no array form; encode them first, "
-                f"e.g. {fix}.astype('category').cat.codes, or leave the column out"
+                f"e.g. {fix}.astype('category'){cat}.codes, or leave the column out"
             )
         raise UnsupportedInputError(
             f"{what} holds Python objects ({dtype}), which have no array form; "
