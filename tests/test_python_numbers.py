@@ -39,6 +39,16 @@ def test_defaults_follow_each_library():
     assert tb.to_torch(True).dtype == torch.bool
 
 
+@pytest.mark.parametrize(
+    "items",
+    [[np.float64(0.1)], [np.float32(1.5)], [np.complex128(1j)], [np.int32(1), np.int32(2)]],
+    ids=["float64", "float32", "complex128", "int32"],
+)
+def test_lists_of_numpy_scalars_keep_their_dtype_as_torch_tensor_does(items):
+    """A list of NumPy scalars keeps their dtype in to_torch, as torch.tensor keeps it."""
+    assert tb.to_torch(items).dtype == torch.tensor(items).dtype
+
+
 def test_integers_beyond_64_bits_with_float64():
     """to_numpy([2**70], dtype='float64') works, as np.asarray with that dtype does."""
     out = tb.to_numpy([2**70], dtype="float64")

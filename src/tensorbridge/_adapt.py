@@ -199,7 +199,9 @@ def _check_real(kind: str, target_complex: bool, obj: Any, target: Any) -> None:
 
 def _built(obj: Any, o: Options) -> tuple[Step, Any]:
     a = _numbers_array(obj, python_dtype(o))
-    value = a if o.target == "numpy" else _torch_default(a, o)
+    # NumPy scalars keep their dtype in torch.tensor too (read from the first item: no scan).
+    numpy_items = isinstance(_first_item(obj), np.generic)
+    value = a if o.target == "numpy" or numpy_items else _torch_default(a, o)
     step = _step(
         f"build from Python numbers ({SIZE})",
         _itemsize(value),
