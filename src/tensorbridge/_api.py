@@ -34,6 +34,7 @@ __all__ = ["explain", "to_numpy", "to_torch"]
 _Tensor = torch.Tensor
 _ndarray = np.ndarray
 _MISSING = object()
+_NO_PLANS: dict[Any, Any] = {}
 # The default options' plan tables, bound once (the hottest lookups; tables are only cleared)
 _numpy_tensor_plans = NUMPY_DEFAULT.tensor_plans.get
 _torch_array_plans = TORCH_DEFAULT.array_plans.get
@@ -78,14 +79,17 @@ def _tensor_by_key(t: torch.Tensor, o: Options) -> Any:
 
 def _array_to_torch(a: np.ndarray, o: Options) -> Any:
     flags = array_flags(a)
-    run = o.array_plans.get(a.dtype if flags == ARRAY_FLAGS else (a.dtype, flags), _MISSING)
+    if flags == ARRAY_FLAGS:
+        run = o.array_plans.get(a.dtype, _MISSING)
+    else:
+        run = o.array_flag_plans.get(flags, _NO_PLANS).get(a.dtype, _MISSING)
     if run is _MISSING:
         run = hot_array_run(o, a.dtype, flags)
     if run is not None:
         try:
             return run(a)
-        except (ValueError, TypeError, RuntimeError):
-            pass  # a negative stride on a length-1 axis (or an error): its full key decides
+        except (ValueError, RuntimeError):
+            pass  # a negative stride on a length-1 axis: its full key decides
     return _convert_leaf(a, Kind.NUMPY, o)
 
 
@@ -170,51 +174,60 @@ def _convert(obj: Any, o: Options) -> Any:
         return _convert_leaf(obj, kind, o)
     flat = flatten_input(obj, o.target)
     out: list[Any] = []
+    append = out.append
     pending: list[Pending] = []
-    to_numpy = o.target == "numpy"
-    tensor_plans, array_plans = o.tensor_plans, o.array_plans
-    for i, leaf in enumerate(flat.leaves):
-        cls = type(leaf)
-        # The plan tables, inline for the commonest leaves (see ``_tensor_to_numpy``).
-        if cls is _Tensor and to_numpy and leaf.is_cpu:
-            entry = tensor_plans.get(leaf.dtype)
-            if entry is not None:
-                try:
-                    out.append(entry[leaf.requires_grad](leaf))
-                    continue
-                except (RuntimeError, TypeError):
-                    pass
-        elif cls is _ndarray and not to_numpy and leaf.flags.num & ARRAY_FLAGS == ARRAY_FLAGS:
-            run = array_plans.get(leaf.dtype)
-            if run is not None:
-                try:
-                    out.append(run(leaf))
-                    continue
-                except (ValueError, TypeError, RuntimeError):
-                    pass
-        try:
-            if cls is _Tensor or cls is _ndarray:
-                out.append(_convert_any(leaf, o))
-                continue
-            kind = kind_of(leaf)
-            if kind not in LEAF_KINDS:
-                out.append(leaf)  # numbers, str, bytes, None and unknown objects pass through
-                continue
-            if kind is Kind.TORCH and to_numpy and leaf.is_nested:
-                out.append(_convert(leaf, o))  # a jagged tensor: the list of its components
-                continue
-            plan, value = plan_leaf(leaf, kind, o)
-            if plan.batch_at >= 0:
-                plan.check(leaf)
-                pending.append(start(i, plan, value))
-                out.append(None)
-            else:
-                out.append(_run(plan, value, leaf))
-        except ConversionError as e:
-            raise e.at(flat.path(i)) from None
+    # The plan tables, inline for the commonest leaves (see ``_tensor_to_numpy`` and
+    # ``_array_to_torch``); any other leaf goes to ``_container_leaf``.
+    if o.target == "numpy":
+        tensor_plan = o.tensor_plans.get
+        for leaf in flat.leaves:
+            if type(leaf) is _Tensor and leaf.is_cpu:
+                entry = tensor_plan(leaf.dtype)
+                if entry is not None:
+                    try:
+                        append(entry[leaf.requires_grad](leaf))
+                        continue
+                    except (RuntimeError, TypeError):
+                        pass
+            append(_container_leaf(leaf, len(out), flat, o, pending))
+    else:
+        array_plan = o.array_plans.get
+        for leaf in flat.leaves:
+            if type(leaf) is _ndarray and leaf.flags.num & ARRAY_FLAGS == ARRAY_FLAGS:
+                run = array_plan(leaf.dtype)
+                if run is not None:
+                    try:
+                        append(run(leaf))
+                        continue
+                    except ConversionError:
+                        pass  # the full path below words it, with the leaf's path
+                    except (ValueError, RuntimeError):
+                        pass  # a negative stride on a length-1 axis: its full key decides
+            append(_container_leaf(leaf, len(out), flat, o, pending))
     if pending:
         run_groups(pending, o, out)
     return flat.rebuild(out)
+
+
+def _container_leaf(leaf: Any, i: int, flat: Flat, o: Options, pending: list[Pending]) -> Any:
+    """Leaf ``i`` of a container, by its full key (a batched one waits in ``pending``)."""
+    try:
+        cls = type(leaf)
+        if cls is _Tensor or cls is _ndarray:
+            return _convert_any(leaf, o)
+        kind = kind_of(leaf)
+        if kind not in LEAF_KINDS:
+            return leaf  # numbers, str, bytes, None and unknown objects pass through
+        if kind is Kind.TORCH and o.target == "numpy" and leaf.is_nested:
+            return _convert(leaf, o)  # a jagged tensor: the list of its components
+        plan, value = plan_leaf(leaf, kind, o)
+        if plan.batch_at >= 0:
+            plan.check(leaf)
+            pending.append(start(i, plan, value))
+            return None
+        return _run(plan, value, leaf)
+    except ConversionError as e:
+        raise e.at(flat.path(i)) from None
 
 
 def to_numpy(
@@ -277,14 +290,15 @@ def to_torch(
         and not pin_memory
         and not non_blocking
     ):
-        if type(obj) is _ndarray and obj.flags.num & ARRAY_FLAGS == ARRAY_FLAGS:
-            run = _torch_array_plans(obj.dtype)  # the commonest call: one lookup in the table
-            if run is not None:
-                try:
-                    return run(obj)
-                except (ValueError, TypeError, RuntimeError):
-                    # a negative stride on a length-1 axis (or an error): its full key decides
-                    return _convert_leaf(obj, Kind.NUMPY, TORCH_DEFAULT)
+        if type(obj) is _ndarray:
+            if obj.flags.num & ARRAY_FLAGS == ARRAY_FLAGS:  # the commonest call: one lookup
+                run = _torch_array_plans(obj.dtype)
+                if run is not None:
+                    try:
+                        return run(obj)
+                    except (ValueError, RuntimeError):
+                        pass  # a negative stride on a length-1 axis: see _array_to_torch
+            return _array_to_torch(obj, TORCH_DEFAULT)
         return _convert_any(obj, TORCH_DEFAULT)
     o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
     return _convert_any(obj, o)

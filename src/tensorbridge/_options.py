@@ -23,6 +23,7 @@ class Options:
 
     __slots__ = (
         "__weakref__",
+        "array_flag_plans",
         "array_plans",
         "copy",
         "device",
@@ -59,6 +60,7 @@ class Options:
         self.plans: dict[Any, Any] = {}
         self.tensor_plans: dict[Any, Any] = {}
         self.array_plans: dict[Any, Any] = {}
+        self.array_flag_plans: dict[int, dict[Any, Any]] = {}
         _ALL.add(self)
 
     def clear(self) -> None:
@@ -66,6 +68,7 @@ class Options:
         self.plans.clear()
         self.tensor_plans.clear()
         self.array_plans.clear()
+        self.array_flag_plans.clear()
 
     def target_dtype(self, kind: str) -> Any:
         """The dtype a leaf of dtype kind ``kind`` ("b", "i", "u", "f", "c", ...) is cast to."""

@@ -8,10 +8,11 @@ module only reads keys, caches their answers and hands out the plans.
 Two tables make the commonest inputs one lookup: for an exact ``torch.Tensor`` going to NumPy,
 the plans of a plain CPU tensor by ``(dtype, requires_grad)``; for an exact ``ndarray``, the plan
 by dtype (to PyTorch: of a writeable, aligned, C-contiguous array, the flag bits checked by the
-caller). They are the planner's own plans for those keys, and only plans whose first step that
-touches data is the view itself (``Tensor.numpy`` / ``torch.from_numpy``) are put there: those
-views refuse every input whose remaining facts differ (another device or layout, a bit, a
-negative stride), and a refusal sends the input to its full key. ``tests/test_differential.py``
+caller). They are the planner's own plans for those keys, and where the table's key leaves a
+fact unread, only plans whose first step that touches data checks it are put there
+(``Step.checks``: ``Tensor.numpy`` refuses another device or layout, a bit, a graph;
+``torch.from_numpy`` a negative stride; the resolving and byte-order copies check the same):
+a refusal sends the input to its full key. ``tests/test_differential.py``
 checks, over generated inputs, that what runs is what ``explain`` reports.
 """
 
@@ -157,33 +158,31 @@ NEGATIVE = 0x10000  # not a NumPy flag: some stride is negative (read when not C
 
 
 def array_flags(a: np.ndarray) -> int:
-    """The flag bits of ``a`` that key the PyTorch plan table (see ``hot_array_run``)."""
+    """The flag bits of ``a`` that key the PyTorch plan tables (see ``hot_array_run``)."""
     flags = a.flags.num & ARRAY_FLAGS
-    if not flags & C_CONTIGUOUS and a.ndim and min(a.strides) < 0:
+    if not flags & C_CONTIGUOUS and _to_torch.negative_strides(a):
         flags |= NEGATIVE
     return flags
 
 
 def hot_array_run(o: Options, dtype: np.dtype[Any], flags: int) -> Any:
     """The runner of an exact ``ndarray`` of ``dtype`` with ``flags`` (``array_flags``) going to
-    PyTorch, stored under ``dtype`` for plain flags and ``(dtype, flags)`` otherwise; None where
+    PyTorch, stored in ``array_plans`` for plain flags, else in ``array_flag_plans``; None where
     the plan is a refusal or needs a pointer check (items wider than their alignment).
 
-    A C-contiguous array has positive strides except on axes of length 1; plans for it start
-    with a step that refuses negative strides (``torch.from_numpy`` or a checking copy)."""
+    A C-contiguous array has positive strides except on axes of length 1: its plans must start
+    with a step that refuses negative strides (``torch.from_numpy``, or a checking copy)."""
     run = None
     if dtype.itemsize <= dtype.alignment and dtype.kind != "O":
-        key = _to_torch.ArrayKey(
-            np.ndarray,
-            dtype,
-            bool(flags & ALIGNED),
-            bool(flags & WRITEABLE),
-            bool(flags & NEGATIVE),
-        )
+        aligned, writeable = bool(flags & ALIGNED), bool(flags & WRITEABLE)
+        key = _to_torch.ArrayKey(np.ndarray, dtype, aligned, writeable, bool(flags & NEGATIVE))
         plan = decide(_to_torch.plan_from_array, key, o, ())
         checked = _checked(plan) if flags & C_CONTIGUOUS else plan.error is None
         run = plan.run if checked else None
-    o.array_plans[dtype if flags == ARRAY_FLAGS else (dtype, flags)] = run
+    if flags == ARRAY_FLAGS:
+        o.array_plans[dtype] = run
+    else:
+        o.array_flag_plans.setdefault(flags, {})[dtype] = run
     return run
 
 

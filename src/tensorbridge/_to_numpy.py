@@ -140,6 +140,13 @@ def resolved_copy(t: torch.Tensor) -> torch.Tensor:
     return quietly(_copy_into_numpy, t, t.dtype)
 
 
+def _plain_resolved_copy(t: torch.Tensor) -> torch.Tensor:
+    return numpy_backed_empty(tuple(t.shape), t.dtype).copy_(t)  # no complex32: nothing warns
+
+
+_COMPLEX32 = getattr(torch, "complex32", None)
+
+
 def _to_host(t: torch.Tensor) -> torch.Tensor:
     return _transfer.to_host([t])[0]
 
@@ -245,8 +252,9 @@ class NotPlain(RuntimeError):
     """A checking step met a tensor whose facts are not the ones its plan was made for."""
 
 
-def _resolved_plain_copy(bit: str) -> Any:
+def _resolved_plain_copy(bit: str, dtype: torch.dtype) -> Any:
     neg = bit == "negative"
+    copy = resolved_copy if dtype is _COMPLEX32 else _plain_resolved_copy
 
     def resolve(t: torch.Tensor) -> torch.Tensor:
         # The check Tensor.numpy makes for a view, made here for a copy (see _planner): a
@@ -258,13 +266,13 @@ def _resolved_plain_copy(bit: str) -> Any:
             or _is_functorch_wrapped(t)
         ):
             raise NotPlain  # (a ZeroTensor with this bit has this same plan)
-        return resolved_copy(t)
+        return copy(t)
 
     return resolve
 
 
 @functools.cache
-def _materialize(bit: str, itemsize: int) -> Step:
+def _materialize(bit: str, dtype: torch.dtype, itemsize: int) -> Step:
     if bit == "zero":
         text, reason = "write out the zeros of a ZeroTensor", "a ZeroTensor has no memory to share"
         return Step(f"{text} ({SIZE})", resolved_copy, itemsize=itemsize, copies=1, reason=reason)
@@ -272,7 +280,7 @@ def _materialize(bit: str, itemsize: int) -> Step:
         f"resolve the {bit} bit",
         f"{bit}-bit view (its logical values are not in memory)",
     )
-    fn = _resolved_plain_copy(bit)
+    fn = _resolved_plain_copy(bit, dtype)
     return Step(f"{text} ({SIZE})", fn, itemsize=itemsize, copies=1, reason=reason, checks=True)
 
 
@@ -355,9 +363,9 @@ def plan_from_tensor(k: TensorKey, o: Options, prefix: tuple[Step, ...] = ()) ->
             steps.append(VIEWS[to])
             return copy_mode(steps, o.copy, copy_step(widened.itemsize))
     if cpu and strided and ((row.kind == "c" and k.conj) or k.neg):
-        steps.append(_materialize("negative" if k.neg else "conjugate", row.itemsize))
+        steps.append(_materialize("negative" if k.neg else "conjugate", dtype, row.itemsize))
     elif cpu and strided and k.zero:
-        steps.append(_materialize("zero", row.itemsize))
+        steps.append(_materialize("zero", dtype, row.itemsize))
     steps.append(VIEWS[dtype])
     itemsize = row.itemsize
     if target is not None and target != row.numpy:

@@ -55,8 +55,14 @@ def array_key(a: np.ndarray, o: Options | None = None) -> tuple[Any, ...]:
         a.dtype,
         bool(flags & _ALIGNED) and not _misaligned(a),
         bool(flags & _WRITEABLE),
-        a.ndim > 0 and min(a.strides) < 0,
+        negative_strides(a),
     )
+
+
+def negative_strides(a: np.ndarray) -> bool:
+    """Whether some stride is negative (``torch.from_numpy`` refuses any, even on an axis of
+    length 1 or an empty array)."""
+    return a.ndim > 0 and min(a.strides) < 0
 
 
 def _misaligned(a: np.ndarray) -> bool:
@@ -145,7 +151,7 @@ def _wrap_text(row: DType) -> str:
     return f"view ml_dtypes.{row.numpy} as {row.torch} (no copy)"
 
 
-# torch.from_numpy refuses negative strides: the planner's cache relies on that (``_planner``).
+# torch.from_numpy refuses negative strides: the planner's tables rely on it (``_planner``).
 WRAPS = {
     row.torch: Step(_wrap_text(row), _wrapper(row, False), dtype=row.torch, checks=True)
     for row in TABLE

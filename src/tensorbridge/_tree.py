@@ -13,6 +13,7 @@ Conversions, ``explain`` and ``to_python`` all use ``flatten``; a leaf's path
 
 from __future__ import annotations
 
+import bisect
 import collections
 import copy
 import dataclasses
@@ -67,21 +68,27 @@ def key_text(key: Any) -> str:
 class Flat:
     """A flattened container: ``leaves`` in order, ``path(i)``, and ``rebuild(new_leaves)``."""
 
-    __slots__ = ("_build", "_where", "leaves")
+    __slots__ = ("_build", "_segments", "_starts", "leaves")
 
-    def __init__(self, leaves: list[Any], where: list[tuple[Any, Any]], build: Builder | None):
+    def __init__(self, leaves: list[Any], segments: list[Segment], build: Builder | None):
         self.leaves = leaves
-        self._where = where  # per leaf: (its parent's path, or the parent's entry; its key)
+        # Runs of leaves with one parent: (index of the first, the parent's entry, their keys).
+        # A parent's entry is (its parent's entry, its key), None at the root.
+        self._segments = segments
+        self._starts: list[int] | None = None
         self._build = build
 
     def path(self, i: int) -> str:
         """The path of leaf ``i``: ``obj["images"][3]``."""
-        parts = []
-        node: Any = self._where[i]
+        if self._starts is None:
+            self._starts = [seg[0] for seg in self._segments]
+        start, node, keys = self._segments[bisect.bisect_right(self._starts, i) - 1]
+        if keys is None:
+            return "obj"  # the root itself is the one leaf
+        parts = [key_text(keys[i - start])]
         while node is not None:
-            parent, key = node
+            node, key = node
             parts.append(key_text(key))
-            node = parent
         return "obj" + "".join(reversed(parts))
 
     def rebuild(self, new: list[Any]) -> Any:
@@ -91,23 +98,24 @@ class Flat:
         return self._build(iter(new))
 
 
+Segment = tuple[int, Any, Any]
+
+
 def flatten(obj: Any, *, split_nested: bool = False, plain: bool = False) -> Flat:
     """Flatten ``obj`` in one pass. ``split_nested`` treats a top-level nested tensor as the list
     of its components (as ``to_numpy`` converts it; inside a container it is one leaf, which
     ``to_numpy`` turns into a list); ``plain`` rebuilds every mapping and dataclass as
     a ``dict`` and every other container as a ``list`` (JSON's shapes, for ``to_python``)."""
     leaves: list[Any] = []
-    where: list[tuple[Any, Any]] = []
+    segments: list[Segment] = []
     if split_nested and isinstance(obj, torch.Tensor) and obj.is_nested:
-        parts = list(obj.unbind())
-        leaves.extend(parts)
-        where.extend((None, i) for i in range(len(parts)))
-        return Flat(leaves, where, lambda it: list(it))
-    build = _node(obj, None, leaves, where, plain)
+        leaves.extend(obj.unbind())
+        return Flat(leaves, [(0, None, range(len(leaves)))], list)
+    build = _node(obj, None, leaves, segments, plain)
     if build is None:
-        where.append(None)  # type: ignore[arg-type]  # the root itself is the one leaf
+        segments.append((0, None, None))
         leaves.append(obj)
-    return Flat(leaves, where, build)
+    return Flat(leaves, segments, build)
 
 
 def _children(obj: Any, kind: str) -> tuple[list[Any], list[Any], Callable[[list[Any]], Any]]:
@@ -156,7 +164,9 @@ def _children(obj: Any, kind: str) -> tuple[list[Any], list[Any], Callable[[list
     return entries, list(one.children), rebuild_node
 
 
-def _node(obj: Any, at: Any, leaves: list[Any], where: list[Any], plain: bool) -> Builder | None:
+def _node(
+    obj: Any, at: Any, leaves: list[Any], segments: list[Segment], plain: bool
+) -> Builder | None:
     """Append ``obj``'s leaves (and where they are); return its builder, None for a leaf."""
     cls = type(obj)
     out_keys: Any = None  # the rebuilt mapping's keys, when they differ from the path keys
@@ -185,17 +195,22 @@ def _node(obj: Any, at: Any, leaves: list[Any], where: list[Any], plain: bool) -
         out_keys = keys
     if plain and kind == "dict":
         _check_json_keys(out_keys, at)
+    n = len(values)
     builders: list[Builder | None] = []
     any_node = False
-    for k, v in zip(keys, values):  # noqa: B905 - same length by construction
-        b = None if type(v) in _LEAF_TYPES else _node(v, (at, k), leaves, where, plain)
-        if b is None:
-            leaves.append(v)
-            where.append((at, k))
-        else:
-            any_node = True
-        builders.append(b)
-    n = len(builders)
+    if set(map(type, values)) <= _LEAF_TYPES:  # tensors and arrays only: one run
+        if n:
+            segments.append((len(leaves), at, keys))
+            leaves.extend(values)
+    else:
+        for k, v in zip(keys, values):  # noqa: B905 - same length by construction
+            b = None if type(v) in _LEAF_TYPES else _node(v, (at, k), leaves, segments, plain)
+            if b is None:
+                segments.append((len(leaves), at, (k,)))
+                leaves.append(v)
+            else:
+                any_node = True
+            builders.append(b)
     if kind == "dict":
         if not any_node:
             return lambda it: dict(zip(out_keys, islice(it, n)))  # noqa: B905
@@ -213,6 +228,8 @@ def _node(obj: Any, at: Any, leaves: list[Any], where: list[Any], plain: bool) -
         if cls is list:
             return lambda it: [next(it) if b is None else b(it) for b in builders]
         return lambda it: tuple([next(it) if b is None else b(it) for b in builders])
+    if not any_node:
+        return lambda it: rebuild(list(islice(it, n)))
     return lambda it: rebuild([next(it) if b is None else b(it) for b in builders])
 
 
