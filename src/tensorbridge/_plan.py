@@ -1,68 +1,203 @@
-"""Plans: the ordered steps a conversion takes, built before any data moves.
+"""Plans: the ordered steps a conversion takes, decided before any data moves.
 
-The planners in ``_numpy_side`` and ``_torch_side`` return a tuple of ``Step`` objects; the
-conversion runs them in order and ``explain`` reports them, so what is explained is what runs.
+A ``Step`` is a function of the value so far and what it costs. A ``LeafPlan`` is the cached
+decision for one kind of leaf (its steps, or the error it is refused with); ``Plan`` is what
+``explain`` returns: the same steps, described for one input.
+
+Every leaf plan is executed through ``compose``, the one step runner; ``tracing`` records the
+steps it runs, so tests can compare what ran with what ``explain`` said.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["Plan", "Step", "format_bytes"]
+from ._errors import ConversionError, CopyRequiredError, describe
+
+__all__ = ["LeafPlan", "Plan", "Refusal", "Step", "copy_mode", "format_bytes"]
+
+SIZE = "{size}"  # replaced, in a step's text, by the bytes that step writes
 
 
 class Step:
-    """One step of a conversion: a function of the value so far, and what it costs.
+    """One step of a conversion: ``fn(value) -> value``, and what it costs.
 
-    ``copies`` is 1 when the step writes a full new copy of the data (``nbytes`` bytes), 0 for
-    a view; ``reason`` says why a copying step is needed (used by ``copy=False`` errors);
-    ``batch`` names a step that a container conversion may run for many leaves at once
-    ("to_host" / "to_device").
+    ``itemsize`` is the bytes the step writes per element when it copies (``copies`` 1), so its
+    size is known for any input once the element count is; ``text`` may hold ``{size}`` for it.
+    ``reason`` says why a copying step is needed (``copy=False`` errors name it). ``batch``
+    names a step a container conversion runs for many leaves at once ("to_host"/"to_device");
+    ``dtype`` the PyTorch dtype a step produces, where it sets one (for ``explain``'s stand-ins).
+    Steps hold no input: a cached plan serves every input with the same key.
     """
 
-    __slots__ = ("_reason", "_text", "arg", "batch", "copies", "fn", "nbytes", "syncs")
+    __slots__ = ("batch", "checks", "copies", "dtype", "fn", "itemsize", "reason", "syncs", "text")
 
     def __init__(
         self,
-        text: str | Callable[[], str],
-        fn: Callable[[Any, Any], Any],
-        arg: Any = None,
+        text: str,
+        fn: Callable[[Any], Any],
         *,
-        nbytes: int = 0,
+        itemsize: int = 0,
         copies: int = 0,
-        reason: str | Callable[[], str] = "",
+        reason: str = "",
         syncs: bool = False,
         batch: str = "",
+        dtype: Any = None,
+        checks: bool = False,
     ) -> None:
-        # Texts may be given as functions: only explain() and copy=False errors read them,
-        # so the conversion itself does not pay for formatting.
-        self._text = text
+        self.text = text
+        self.checks = checks  # ``fn`` refuses inputs other than plain CPU ones (see _planner)
+        self.dtype = dtype  # the PyTorch dtype the step produces, where it sets one
         self.fn = fn
-        self.arg = arg
-        self.nbytes = nbytes
+        self.itemsize = itemsize
         self.copies = copies
-        self._reason = reason
+        self.reason = reason
         self.syncs = syncs
         self.batch = batch
 
-    @property
-    def text(self) -> str:
-        return self._text if isinstance(self._text, str) else self._text()
+    def nbytes(self, numel: int) -> int:
+        """Bytes this step writes for an input of ``numel`` elements."""
+        return numel * self.itemsize if self.copies else 0
 
-    @property
-    def reason(self) -> str:
-        return self._reason if isinstance(self._reason, str) else self._reason()
+    def describe(self, numel: int) -> str:
+        """The step's line in ``explain``, sized for ``numel`` elements."""
+        if SIZE not in self.text:
+            return self.text
+        return self.text.replace(SIZE, format_bytes(numel * self.itemsize))
 
     def __repr__(self) -> str:
         return f"Step({self.text!r})"
 
 
-def run(steps: tuple[Step, ...], value: Any) -> Any:
-    """Run ``steps`` in order on ``value``."""
-    for step in steps:
-        value = step.fn(value, step.arg)
+class Refusal(Exception):
+    """Raised by a planner: this key cannot convert. ``make(subject)`` builds the error."""
+
+    def __init__(self, make: Callable[[Any], ConversionError]) -> None:
+        super().__init__()
+        self.make = make
+
+
+def copy_mode(steps: list[Step], copy: bool | None, copy_step: Step) -> list[Step]:
+    """The one place the ``copy`` option is applied: ``True`` adds ``copy_step`` when no step
+    copies; ``False`` refuses, naming every step that copies."""
+    if copy is None:
+        return steps
+    reasons = [s.reason for s in steps if s.copies]
+    if copy:
+        return steps if reasons else [*steps, copy_step]
+    if reasons:
+        raise Refusal(lambda subject: _copy_required(subject, reasons))
+    return steps
+
+
+def _copy_required(subject: Any, reasons: list[str]) -> CopyRequiredError:
+    err = CopyRequiredError(
+        f"{describe(subject)} cannot be converted without a copy: "
+        + "; ".join(reasons)
+        + ". Pass copy=None (copy only when needed) or copy=True"
+    )
+    err.reasons = tuple(reasons)
+    return err
+
+
+# The step runner. ``_trace`` is None except inside ``tracing()``; plans composed while tracing
+# record each step they run (plan caches are emptied on the way in and out, so the hot path
+# never pays for the check).
+_trace: list[tuple[Step, Any]] | None = None
+_on_trace_change: list[Callable[[], None]] = []  # plan caches register their ``clear`` here
+
+
+def compose(steps: Sequence[Step]) -> Callable[[Any], Any]:
+    """One function running ``steps`` in order (the single step runner)."""
+    fns = tuple(s.fn for s in steps)
+    if _trace is not None:
+        return _traced(tuple(steps))
+    if not fns:
+        return _identity
+    if len(fns) == 1:
+        return fns[0]
+    if len(fns) == 2:
+        first, second = fns
+        return lambda value: second(first(value))
+
+    def run(value: Any) -> Any:
+        for fn in fns:
+            value = fn(value)
+        return value
+
+    return run
+
+
+def _identity(value: Any) -> Any:
     return value
+
+
+def _traced(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
+    def run(value: Any) -> Any:
+        trace = _trace
+        mark = len(trace) if trace is not None else 0
+        try:
+            for step in steps:
+                value = step.fn(value)
+                if trace is not None:
+                    trace.append((step, value))
+        except BaseException:
+            if trace is not None:
+                del trace[mark:]  # a plan that did not finish ran none of its steps
+            raise
+        return value
+
+    return run
+
+
+def record(step: Step, value: Any) -> None:
+    """Record a step run outside ``compose`` (a batched transfer), when tracing."""
+    if _trace is not None:
+        _trace.append((step, value))
+
+
+@contextlib.contextmanager
+def tracing() -> Iterator[list[tuple[Step, Any]]]:
+    """Record ``(step, value after it)`` for every step run inside the block (for tests)."""
+    global _trace
+    for clear in _on_trace_change:
+        clear()
+    _trace = []
+    try:
+        yield _trace
+    finally:
+        _trace = None
+        for clear in _on_trace_change:
+            clear()
+
+
+class LeafPlan:
+    """The cached decision for one key: the steps (and their runner), or the refusal.
+
+    The first ``ran`` steps are the adapter's, already run when the plan is looked up; ``run``
+    runs the rest. ``batch_at`` is the index of the first step a container may batch (-1: none).
+    """
+
+    __slots__ = ("batch_at", "error", "ran", "run", "steps")
+
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        error: Callable[[Any], ConversionError] | None = None,
+        ran: int = 0,
+    ) -> None:
+        self.steps = tuple(steps)
+        self.error = error
+        self.ran = ran
+        self.run = compose(self.steps[ran:])
+        self.batch_at = next((i for i, s in enumerate(self.steps) if s.batch), -1)
+
+    def check(self, subject: Any) -> None:
+        """Raise the refusal, if this plan is one, naming ``subject``."""
+        if self.error is not None:
+            raise self.error(subject)
 
 
 def format_bytes(n: int) -> str:
@@ -87,8 +222,6 @@ class Plan:
     ``copies`` counts full passes over the data, ``bytes_copied`` the bytes those passes write;
     ``copies == 0`` exactly when the result shares memory with the input. For a container,
     ``leaves`` maps each converted leaf's path to its own plan and the numbers are totals.
-    ``input`` (a description of what is converted) and ``steps`` (one line per step) are
-    written when first read, so planning a large tree formats nothing it is not asked for.
 
     >>> import torch, tensorbridge as tb
     >>> print(tb.explain(torch.zeros(2, requires_grad=True)))
@@ -100,11 +233,11 @@ class Plan:
 
     __slots__ = (
         "_input",
-        "_steps",
         "bytes_copied",
         "copies",
         "leaves",
         "shares_memory",
+        "steps",
         "syncs_device",
         "target",
     )
@@ -113,7 +246,7 @@ class Plan:
         self,
         target: str,
         input: Any,
-        steps: Sequence[str | Step],
+        steps: Sequence[str],
         copies: int,
         bytes_copied: int,
         shares_memory: bool,
@@ -122,7 +255,7 @@ class Plan:
     ) -> None:
         self.target = target
         self._input = input
-        self._steps = steps
+        self.steps: tuple[str, ...] = tuple(steps)
         self.copies = copies
         self.bytes_copied = bytes_copied
         self.shares_memory = shares_memory
@@ -130,31 +263,20 @@ class Plan:
         self.leaves: Mapping[str, Plan] = {} if leaves is None else leaves
 
     @classmethod
-    def from_steps(cls, target: str, input: Any, steps: Sequence[Step]) -> Plan:
-        copies = nbytes = 0
-        syncs = False
-        for s in steps:
-            if s.copies:
-                copies += s.copies
-                nbytes += s.nbytes
-            syncs = syncs or s.syncs
-        return cls(target, input, steps, copies, nbytes, copies == 0, syncs)
+    def of_steps(cls, target: str, input: Any, steps: Sequence[Step], numel: int) -> Plan:
+        """The plan of running ``steps`` on an input of ``numel`` elements."""
+        copies = sum(s.copies for s in steps)
+        nbytes = sum(s.nbytes(numel) for s in steps)
+        syncs = any(s.syncs for s in steps)
+        texts = [s.describe(numel) for s in steps]
+        return cls(target, input, texts, copies, nbytes, copies == 0, syncs)
 
     @property
     def input(self) -> str:
         """What is converted: type, dtype, shape and device (or the container's type)."""
         if not isinstance(self._input, str):
-            from ._errors import describe
-
-            self._input = describe(self._input)  # the input itself, described when first read
+            self._input = describe(self._input)
         return self._input
-
-    @property
-    def steps(self) -> tuple[str, ...]:
-        """The steps in order, one line each."""
-        if type(self._steps) is not tuple or not all(isinstance(s, str) for s in self._steps):
-            self._steps = tuple(s if isinstance(s, str) else s.text for s in self._steps)
-        return self._steps  # type: ignore[return-value]
 
     def with_extra_copies(self, extra: int, nbytes: int) -> Plan:
         """The same plan with ``extra`` more passes of ``nbytes`` each (batched packing)."""
@@ -162,7 +284,7 @@ class Plan:
         return Plan(
             self.target,
             self._input,
-            self._steps,
+            self.steps,
             copies,
             self.bytes_copied + extra * nbytes,
             copies == 0,
@@ -180,10 +302,9 @@ class Plan:
 
     def __str__(self) -> str:
         lines = [f"to {self.target}: {self.input}"]
-        if self.leaves:
-            for path, leaf in self.leaves.items():
-                lines.append(f"  {path}: {leaf.input}")
-                lines.extend(f"      - {text}" for text in leaf.steps)
+        for path, leaf in self.leaves.items():
+            lines.append(f"  {path}: {leaf.input}")
+            lines.extend(f"      - {text}" for text in leaf.steps)
         lines.extend(f"  {i}. {text}" for i, text in enumerate(self.steps, 1))
         share = "shares memory" if self.shares_memory else "no memory shared"
         sync = "syncs device" if self.syncs_device else "no device sync"
