@@ -97,9 +97,10 @@ def _leaf_to_python(obj: Any, kind: str) -> Any:
             f"{describe(obj)}: bytes have no JSON form; decode them first (b.decode()) or "
             f"pass list(b) for their values"
         )
+    how = "x.isoformat() for ISO text" if hasattr(obj, "isoformat") else "convert it"
     raise UnsupportedInputError(
         f"{describe(obj)} has no JSON form: to_python gives dicts, lists, str, int, float, "
-        f"bool and None; convert it (or leave it out) first"
+        f"bool and None; {how} (or leave it out) first"
     )
 
 
