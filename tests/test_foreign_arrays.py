@@ -168,3 +168,17 @@ def test_h5_closed_file_is_one_conversion_error(tmp_path):
         ds = f["d"]
     with pytest.raises(tb.ConversionError):
         tb.to_numpy(ds)
+
+
+def test_h5_file_of_numbers_is_a_nested_plain_dict(tmp_path):
+    """A whole HDF5 File converts to nested plain dicts of exact arrays (to_torch and to_python)."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "n.h5", "w") as f:
+        f["a"] = np.array([1.5, -2.0], dtype=">f8")
+        f.create_group("g")["b"] = np.arange(3, dtype=np.uint16)
+    with h5py.File(tmp_path / "n.h5", "r") as f:
+        out = tb.to_torch(f)
+        assert type(out) is dict and type(out["g"]) is dict
+        assert torch.equal(out["a"], torch.tensor([1.5, -2.0], dtype=torch.float64))
+        assert torch.equal(out["g"]["b"], torch.tensor([0, 1, 2], dtype=torch.uint16))
+        assert tb.to_python(f) == {"a": [1.5, -2.0], "g": {"b": [0, 1, 2]}}

@@ -3,6 +3,7 @@ None come back; a value with no exact JSON form raises with a fix that works."""
 
 import collections
 import dataclasses
+import datetime
 import json
 import types
 from typing import NamedTuple
@@ -151,3 +152,13 @@ def test_non_string_keys():
     assert tb.to_python({1: torch.tensor(2)}) == {1: 2}
     with pytest.raises(tb.UnsupportedInputError, match=r"keys to str"):
         tb.to_python({(1, 2): 3})
+
+
+def test_a_python_datetime_in_a_container_names_isoformat():
+    """A datetime inside a container is refused naming .isoformat(), which gives JSON text."""
+    when = datetime.datetime(2020, 1, 2, 3, 4, 5)
+    with pytest.raises(tb.UnsupportedInputError, match=r'obj\["t"\].*isoformat'):
+        tb.to_python({"t": when})
+    assert json.loads(json.dumps(tb.to_python({"t": when.isoformat()}))) == {
+        "t": "2020-01-02T03:04:05"
+    }

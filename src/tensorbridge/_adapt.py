@@ -9,6 +9,7 @@ constants (one per outcome and dtype), so they can be part of a plan's cache key
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import warnings
@@ -27,6 +28,7 @@ from ._options import Options
 from ._plan import SIZE, Step, record
 
 _NUMBER_TYPES = (bool, int, float, complex, np.generic)
+_PY_NUMBERS = frozenset({bool, int, float, complex})
 _DLPACK_CPU = 1  # kDLCPU in the DLPack device enum
 _DLPACK_CUDA_HOST = 3  # kDLCUDAHost: pinned host memory, readable by the CPU
 
@@ -103,21 +105,30 @@ def is_number_data(seq: Any, dtype: np.dtype[Any] | None = None) -> bool:
     arrays, integers beyond 64 bits) is scanned.
     """
     if isinstance(_first_item(seq), _NUMBER_TYPES):
-        a: np.ndarray | None
+        # Only an item with its own __array__ can warn: a short flat list of Python numbers
+        # is read without the (costly) warnings guard.
+        plain = len(seq) <= 64 and all(type(x) in _PY_NUMBERS for x in seq)
         try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                a = np.asarray(seq)
-                if a.dtype.kind not in "biufc" or (a.dtype.kind == "c" and dtype is not None):
-                    a = None  # objects, or complex into a dtype: the scan and the build decide
-                elif dtype is not None and a.dtype != dtype:
-                    a = np.asarray(seq, dtype=dtype) if a.dtype.kind in "iu" else a.astype(dtype)
+            with contextlib.nullcontext() if plain else warnings.catch_warnings():
+                if not plain:
+                    warnings.simplefilter("ignore")
+                a = _read_numbers(seq, dtype)
         except Exception:  # ragged, an item's own __array__ failing, an int too big for dtype
             a = None
         if a is not None:
             _kept.value = (seq, dtype, a)
             return True
     return all_numbers(seq)
+
+
+def _read_numbers(seq: Any, dtype: np.dtype[Any] | None) -> np.ndarray | None:
+    a = np.asarray(seq)
+    if a.dtype.kind not in "biufc" or (a.dtype.kind == "c" and dtype is not None):
+        return None  # objects, or complex into a dtype: the scan and the build decide
+    if dtype is None or a.dtype == dtype:
+        return a
+    with np.errstate(all="ignore"):  # overflow to inf is the cast asked for
+        return np.asarray(seq, dtype=dtype) if a.dtype.kind in "iu" else a.astype(dtype)
 
 
 def discard_kept() -> None:
@@ -155,9 +166,11 @@ def _numbers_array(obj: Any, dtype: np.dtype[Any] | None) -> np.ndarray:
     if dtype is not None and dtype.kind != "c" and _has_complex(obj):
         _check_real("c", False, obj, dtype)
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            a = np.asarray(obj, dtype=dtype)
+        if dtype is None:
+            a = np.asarray(obj)  # plain Python numbers (checked): nothing to warn about
+        else:
+            with np.errstate(all="ignore"):  # overflow to inf is the cast asked for
+                a = np.asarray(obj, dtype=dtype)
     except (ValueError, OverflowError, TypeError) as e:
         if dtype is not None and isinstance(e, OverflowError):
             raise UnsupportedInputError(

@@ -21,7 +21,8 @@ from ._options import NUMPY_DEFAULT, TORCH_DEFAULT, Options, numpy_options, torc
 from ._plan import LeafPlan, Plan
 from ._planner import (
     ARRAY_FLAGS,
-    array_flags,
+    C_CONTIGUOUS,
+    NEGATIVE,
     hot_array_entry,
     hot_array_run,
     hot_tensor_entry,
@@ -77,8 +78,11 @@ def _tensor_by_key(t: torch.Tensor, o: Options) -> Any:
     return _convert_leaf(t, Kind.TORCH, o)
 
 
-def _array_to_torch(a: np.ndarray, o: Options) -> Any:
-    flags = array_flags(a)
+def _array_to_torch(a: np.ndarray, o: Options, flags: int = -1) -> Any:
+    if flags < 0:
+        flags = a.flags.num & ARRAY_FLAGS
+    if not flags & C_CONTIGUOUS and a.ndim and min(a.strides) < 0:
+        flags |= NEGATIVE  # read here: C-contiguous plans check it themselves (``_planner``)
     if flags == ARRAY_FLAGS:
         run = o.array_plans.get(a.dtype, _MISSING)
     else:
@@ -291,14 +295,15 @@ def to_torch(
         and not non_blocking
     ):
         if type(obj) is _ndarray:
-            if obj.flags.num & ARRAY_FLAGS == ARRAY_FLAGS:  # the commonest call: one lookup
+            flags = obj.flags.num & ARRAY_FLAGS
+            if flags == ARRAY_FLAGS:  # the commonest call: one lookup in the table
                 run = _torch_array_plans(obj.dtype)
                 if run is not None:
                     try:
                         return run(obj)
                     except (ValueError, RuntimeError):
                         pass  # a negative stride on a length-1 axis: see _array_to_torch
-            return _array_to_torch(obj, TORCH_DEFAULT)
+            return _array_to_torch(obj, TORCH_DEFAULT, flags)
         return _convert_any(obj, TORCH_DEFAULT)
     o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
     return _convert_any(obj, o)

@@ -31,7 +31,8 @@ from ._plan import LeafPlan, Refusal, Step
 
 __all__ = [
     "ARRAY_FLAGS",
-    "array_flags",
+    "C_CONTIGUOUS",
+    "NEGATIVE",
     "hot_array_entry",
     "hot_array_run",
     "hot_tensor_entry",
@@ -157,16 +158,9 @@ ARRAY_FLAGS = C_CONTIGUOUS | ALIGNED | WRITEABLE
 NEGATIVE = 0x10000  # not a NumPy flag: some stride is negative (read when not C-contiguous)
 
 
-def array_flags(a: np.ndarray) -> int:
-    """The flag bits of ``a`` that key the PyTorch plan tables (see ``hot_array_run``)."""
-    flags = a.flags.num & ARRAY_FLAGS
-    if not flags & C_CONTIGUOUS and _to_torch.negative_strides(a):
-        flags |= NEGATIVE
-    return flags
-
-
 def hot_array_run(o: Options, dtype: np.dtype[Any], flags: int) -> Any:
-    """The runner of an exact ``ndarray`` of ``dtype`` with ``flags`` (``array_flags``) going to
+    """The runner of an exact ``ndarray`` of ``dtype`` with ``flags`` (``ARRAY_FLAGS`` bits, and
+    ``NEGATIVE`` when not C-contiguous and some stride is negative) going to
     PyTorch, stored in ``array_plans`` for plain flags, else in ``array_flag_plans``; None where
     the plan is a refusal or needs a pointer check (items wider than their alignment).
 

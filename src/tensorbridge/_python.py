@@ -30,10 +30,11 @@ def _no_json(a: np.ndarray, subject: Any) -> ConversionError | None:
     kind = a.dtype.kind
     if kind in "Mm":
         unit = np.datetime_data(a.dtype)[0]
+        text = ", or np.datetime_as_string(x) for ISO text" if kind == "M" else ""
+        since = " since the epoch" if kind == "M" else ""
         return UnsupportedInputError(
             f"{describe(subject)} holds {a.dtype} values, which have no JSON form; convert "
-            f"them first: x.astype('int64') for counts of {unit} since the epoch, or "
-            f"np.datetime_as_string(x) for ISO text"
+            f"them first: x.astype('int64') for counts of {unit}{since}{text}"
         )
     if kind in "fc" and a.dtype.itemsize > (8 if kind == "f" else 16):
         return LossyConversionError(
@@ -96,9 +97,10 @@ def _leaf_to_python(obj: Any, kind: str) -> Any:
             f"{describe(obj)}: bytes have no JSON form; decode them first (b.decode()) or "
             f"pass list(b) for their values"
         )
+    how = "x.isoformat() for ISO text" if hasattr(obj, "isoformat") else "convert it"
     raise UnsupportedInputError(
         f"{describe(obj)} has no JSON form: to_python gives dicts, lists, str, int, float, "
-        f"bool and None; convert it (or leave it out) first"
+        f"bool and None; {how} (or leave it out) first"
     )
 
 

@@ -98,7 +98,7 @@ def tensor_key(t: torch.Tensor, o: Options) -> tuple[Any, ...]:
 def _native_copy(native: np.dtype[Any], negative: bool) -> Any:
     # order="K" keeps the memory order of the input but always yields positive strides.
     if negative:
-        return lambda a: np.array(a, dtype=native, order="K", copy=True)
+        return functools.partial(np.array, dtype=native, order="K", copy=True)
 
     def copy(a: np.ndarray) -> np.ndarray:
         # Planned for positive strides: refuse others, as torch.from_numpy does (see _planner).

@@ -1,9 +1,12 @@
 """Objects from the rest of the ecosystem: one adapter per foreign kind, decided once per type.
 
 A foreign type is recognised without importing its library: a class whose module's top-level
-package is already in ``sys.modules`` is handed to that library's adapter module, which returns
-an ``Adapter`` (or ``None``: not a kind it knows). The answer is cached per type, so every later
-object of that type costs one dict lookup. An adapter says one of three things:
+package (pandas, xarray, scipy, h5py) is already in ``sys.modules`` is handed to that library's
+adapter module, which returns an ``Adapter`` (or ``None``: not a kind it knows); kinds of
+PyTorch's and Python's own (wrapper tensor subclasses, ``PackedSequence``, ``nn.Module``,
+generators, sets, raw DLPack capsules) are recognised by their type. The answer is cached per
+type, so every later object of that type costs one dict lookup. An adapter says one of three
+things:
 
 - ``leaf``: the object converts; ``leaf(obj, options)`` runs the adapter and returns its step
   (a shared constant, part of the plan's cache key) and the ndarray or tensor it made, which
@@ -13,7 +16,6 @@ object of that type costs one dict lookup. An adapter says one of three things:
   ``rebuild(new_values)``;
 - ``refuse``: the object has no array form; ``refuse(obj)`` is the error with the fix for it.
 
->>> import torch
 >>> adapter_for(type(x for x in ())).role
 'refused'
 """
