@@ -28,10 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.utils.data
 
+from ._api import EXPLAIN_TARGETS
 from ._dtypes import by_torch, torch_dtype
 from ._errors import ConversionError, UnsupportedInputError, describe
-from ._plan import Plan, SizedStep, compose
+from ._plan import Plan, SizedStep, compose, sized_plan
 from ._stack import (
     NUMBERS,
     Field,
@@ -67,9 +69,7 @@ def options(
             )
     if fdt is not None and not fdt.is_floating_point:
         raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")
-    from torch.utils.data import get_worker_info
-
-    return Options(tdt, fdt, ragged, pad_value, get_worker_info() is not None)
+    return Options(tdt, fdt, ragged, pad_value, torch.utils.data.get_worker_info() is not None)
 
 
 # --- the planned tree ----------------------------------------------------------------------
@@ -322,7 +322,7 @@ def explain(samples: Sequence[Any], /, **kwargs: Any) -> Plan:
     batched = fields(tree)
     for f in batched:
         text = f.input if isinstance(f.input, str) else input_text(f.input)
-        leaves[f.path] = Plan.of_steps("torch", text, f.steps, 0)
+        leaves[f.path] = sized_plan("torch", text, f.steps)
         if f.leaves:
             leaves.update(f.leaves)
     copies = sum(p.copies for p in leaves.values())
@@ -337,3 +337,6 @@ def explain(samples: Sequence[Any], /, **kwargs: Any) -> Plan:
         syncs_device=False,
         leaves=leaves,
     )
+
+
+EXPLAIN_TARGETS["collate"] = explain  # tb.explain(samples, to="collate")

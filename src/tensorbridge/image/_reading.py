@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from .._plan import Plan, SizedStep, format_bytes
+from .._plan import Plan, SizedStep, format_bytes, sized_plan
 from . import _common
 from ._modes import MODES, RAW_ONLY, describe_image, pillow_nbytes
 from ._store import Store
@@ -498,16 +498,16 @@ class Planned:
         """The ``Plan`` explain returns (a batch holds each image's plan by index)."""
         if self.batch and self.items:
             leaves = {
-                it.name: Plan.of_steps(target, it.what.removeprefix(f"{it.name} = "), it.steps, 0)
+                it.name: sized_plan(target, it.what.removeprefix(f"{it.name} = "), it.steps)
                 for it in self.items
             }
-            final = Plan.of_steps(target, self.what, self.final, 0)
+            final = sized_plan(target, self.what, self.final)
             copies = sum(p.copies for p in leaves.values()) + final.copies
             nbytes = sum(p.bytes_copied for p in leaves.values()) + final.bytes_copied
             syncs = final.syncs_device
             return Plan(target, self.what, final.steps, copies, nbytes, copies == 0, syncs, leaves)
         steps = [s for it in self.items for s in it.steps] + self.final
-        return Plan.of_steps(target, self.what, steps, 0)
+        return sized_plan(target, self.what, steps)
 
 
 def _items(img: Any, stack: contextlib.ExitStack) -> tuple[list[tuple[str, Any, str]], bool]:

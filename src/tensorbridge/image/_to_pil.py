@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from .._plan import Plan, SizedStep, format_bytes
+from .._plan import Plan, SizedStep, format_bytes, sized_plan
 from . import _common
 from ._modes import TO_PIL_MODES, pillow_nbytes
 
@@ -336,4 +336,4 @@ def run(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Any:
 def explain(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Plan:
     """The plan ``run`` executes for ``x``."""
     what, steps = _plan(x, layout, value_range, overflow, mode)
-    return Plan.of_steps("pil", what, steps, 0)
+    return sized_plan("pil", what, steps)
