@@ -213,10 +213,11 @@ def check_numpy_castable(source: np.dtype[Any], target: np.dtype[Any]) -> None:
         )
 
 
-def cast_step(source: np.dtype[Any], target: np.dtype[Any]) -> Step:
+def cast_step(source: np.dtype[Any], target: np.dtype[Any], what: str = "") -> Step:
+    """NumPy's cast of the array (``what`` names a source PyTorch lacks, e.g. "long double ")."""
     check_numpy_castable(source, target)
     return Step(
-        f"cast {source} → {target} (NumPy casting, {SIZE})",
+        f"cast {what}{source} → {target} (NumPy casting, {SIZE})",
         lambda a: numpy_cast(a, target),
         itemsize=target.itemsize,
         copies=1,
