@@ -182,3 +182,14 @@ def test_h5_file_of_numbers_is_a_nested_plain_dict(tmp_path):
         assert torch.equal(out["a"], torch.tensor([1.5, -2.0], dtype=torch.float64))
         assert torch.equal(out["g"]["b"], torch.tensor([0, 1, 2], dtype=torch.uint16))
         assert tb.to_python(f) == {"a": [1.5, -2.0], "g": {"b": [0, 1, 2]}}
+
+
+def test_shares_memory_reads_foreign_objects_through_their_adapter():
+    """shares_memory answers for a DataArray (its values) and a sparse matrix (never shared)."""
+    xr = pytest.importorskip("xarray")
+    sp = pytest.importorskip("scipy.sparse")
+    da = xr.DataArray(np.arange(4.0))
+    assert tb.shares_memory(tb.to_torch(da), da)
+    assert not tb.shares_memory(tb.to_torch(da, copy=True), da)
+    m = sp.csr_matrix(np.eye(2))
+    assert not tb.shares_memory(tb.to_numpy(m), m)

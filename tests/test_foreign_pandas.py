@@ -144,7 +144,7 @@ def test_single_dtype_frame_is_a_view_and_mixed_frame_a_counted_copy():
 
 def test_nullable_copy_false_is_refused():
     """A nullable column is read into a new array: copy=False raises CopyRequiredError."""
-    with pytest.raises(tb.CopyRequiredError, match=r"values and a mask"):
+    with pytest.raises(tb.CopyRequiredError, match=r"not one NumPy array"):
         tb.to_numpy(pd.Series([1, 2], dtype="Int64"), copy=False)
 
 

@@ -15,7 +15,7 @@ import torch
 import tensorbridge as tb
 
 
-@pytest.mark.parametrize("func", ["to_numpy", "to_torch", "explain"])
+@pytest.mark.parametrize("func", ["to_numpy", "to_torch", "to_python", "item", "explain"])
 @pytest.mark.parametrize(
     ("make", "fix", "apply"),
     [

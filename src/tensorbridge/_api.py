@@ -28,6 +28,7 @@ from ._planner import (
     hot_array_run,
     hot_tensor_entry,
     plan_leaf,
+    plan_value,
 )
 from ._tree import Flat, flatten
 
@@ -322,9 +323,14 @@ def _numel(value: Any) -> int:
 
 
 def _leaf_plan(obj: Any, kind: str, o: Options) -> tuple[Plan, LeafPlan, Any]:
-    plan, value = plan_leaf(obj, kind, o)
-    plan.check(obj)
-    return Plan.of_steps(o.target, obj, plan.steps, _numel(value)), plan, value
+    if kind is Kind.TORCH:  # the commonest leaf: no adapter, the same plan_leaf would give
+        plan, value, numel = plan_value(obj, o), obj, obj.numel()
+    else:
+        plan, value = plan_leaf(obj, kind, o)
+        numel = _numel(value)
+    if plan.error is not None:
+        raise plan.error(obj)
+    return Plan.of_leaf(o.target, obj, plan, numel), plan, value
 
 
 def explain(

@@ -8,6 +8,7 @@ the others of its group in one ``_transfer`` call; then the rest of its steps ru
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -48,17 +49,25 @@ def group(pending: list[Pending]) -> dict[str, list[Pending]]:
     return groups
 
 
-def run_groups(pending: list[Pending], o: Options, out: list[Any]) -> None:
-    """Run every batch, then each leaf's remaining steps; results go to ``out[index]``."""
+def _each_group(
+    pending: list[Pending], o: Options, to_host: Any, to_device: Any
+) -> Iterator[tuple[Any, list[Pending]]]:
+    """``to_host(values)`` or ``to_device(values, device, ...)`` of each group, with it."""
     for kind, members in group(pending).items():
         values = [p.value for p in members]
         if kind == "to_host":
-            moved = _transfer.to_host(values)
+            yield to_host(values), members
         else:
             assert o.device is not None
-            moved = _transfer.to_device(
+            moved = to_device(
                 values, o.device, non_blocking=o.non_blocking, pin_memory=o.pin_memory
             )
+            yield moved, members
+
+
+def run_groups(pending: list[Pending], o: Options, out: list[Any]) -> None:
+    """Run every batch, then each leaf's remaining steps; results go to ``out[index]``."""
+    for moved, members in _each_group(pending, o, _transfer.to_host, _transfer.to_device):
         for p, value in zip(members, moved, strict=True):
             at = p.plan.batch_at
             record(p.plan.steps[at], value)
@@ -69,18 +78,8 @@ def plan_groups(
     pending: list[Pending], o: Options
 ) -> list[tuple[_transfer_plan.BatchPlan, list[Pending]]]:
     """What ``run_groups`` will do, without moving data (``Pending.value`` may stand in)."""
-    plans = []
-    for kind, members in group(pending).items():
-        tensors = [p.value for p in members]
-        if kind == "to_host":
-            plan = _transfer_plan.plan_to_host(tensors)
-        else:
-            assert o.device is not None
-            plan = _transfer_plan.plan_to_device(
-                tensors, o.device, non_blocking=o.non_blocking, pin_memory=o.pin_memory
-            )
-        plans.append((plan, members))
-    return plans
+    planners = (_transfer_plan.plan_to_host, _transfer_plan.plan_to_device)
+    return list(_each_group(pending, o, *planners))
 
 
 def stand_in(plan: LeafPlan, value: Any) -> torch.Tensor:

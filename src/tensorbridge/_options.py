@@ -117,8 +117,6 @@ def numpy_options(dtype: Any = None, float_dtype: Any = None, copy: Any = None) 
 @functools.lru_cache(maxsize=256)
 def _numpy_options(dtype: Any, float_dtype: Any, copy: Any) -> Options:
     """Options for ``to_numpy``: dtypes resolved to NumPy dtypes (ml_dtypes types included)."""
-    if dtype is None and float_dtype is None and copy is None:
-        return NUMPY_DEFAULT
     fdt = None if float_dtype is None else numpy_dtype(float_dtype)
     if fdt is not None and fdt.kind not in "fV":
         raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")

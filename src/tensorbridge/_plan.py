@@ -189,7 +189,7 @@ class LeafPlan:
     runs the rest. ``batch_at`` is the index of the first step a container may batch (-1: none).
     """
 
-    __slots__ = ("batch_at", "error", "ran", "run", "steps")
+    __slots__ = ("batch_at", "copies", "error", "per_element", "ran", "run", "steps", "syncs")
 
     def __init__(
         self,
@@ -202,6 +202,10 @@ class LeafPlan:
         self.ran = ran
         self.run = compose(self.steps[ran:])
         self.batch_at = next((i for i, s in enumerate(self.steps) if s.batch), -1)
+        # what explain reports, per element of the input
+        self.copies = sum(s.copies for s in self.steps)
+        self.per_element = sum(s.itemsize for s in self.steps if s.copies)
+        self.syncs = any(s.syncs for s in self.steps)
 
     def check(self, subject: Any) -> None:
         """Raise the refusal, if this plan is one, naming ``subject``."""
@@ -242,11 +246,12 @@ class Plan:
 
     __slots__ = (
         "_input",
+        "_numel",
+        "_steps",
         "bytes_copied",
         "copies",
         "leaves",
         "shares_memory",
-        "steps",
         "syncs_device",
         "target",
     )
@@ -255,16 +260,18 @@ class Plan:
         self,
         target: str,
         input: Any,
-        steps: Sequence[str],
+        steps: Sequence[str | Step],
         copies: int,
         bytes_copied: int,
         shares_memory: bool,
         syncs_device: bool,
         leaves: Mapping[str, Plan] | None = None,
+        numel: int = 0,
     ) -> None:
         self.target = target
-        self._input = input
-        self.steps: tuple[str, ...] = tuple(steps)
+        self._input = input  # described when first read (a large tree formats only what is read)
+        self._steps = steps  # Step objects are described (sized for ``numel``) when first read
+        self._numel = numel
         self.copies = copies
         self.bytes_copied = bytes_copied
         self.shares_memory = shares_memory
@@ -272,13 +279,21 @@ class Plan:
         self.leaves: Mapping[str, Plan] = {} if leaves is None else leaves
 
     @classmethod
-    def of_steps(cls, target: str, input: Any, steps: Sequence[Step], numel: int) -> Plan:
-        """The plan of running ``steps`` on an input of ``numel`` elements."""
-        copies = sum(s.copies for s in steps)
-        nbytes = sum(s.nbytes(numel) for s in steps)
-        syncs = any(s.syncs for s in steps)
-        texts = [s.describe(numel) for s in steps]
-        return cls(target, input, texts, copies, nbytes, copies == 0, syncs)
+    def of_leaf(cls, target: str, input: Any, plan: LeafPlan, numel: int) -> Plan:
+        """The plan of running ``plan`` on an input of ``numel`` elements."""
+        nbytes = numel * plan.per_element
+        return cls(
+            target, input, plan.steps, plan.copies, nbytes, not plan.copies, plan.syncs, None, numel
+        )
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The steps in order, one line each."""
+        if type(self._steps) is not tuple or not all(type(s) is str for s in self._steps):
+            self._steps = tuple(
+                s if isinstance(s, str) else s.describe(self._numel) for s in self._steps
+            )
+        return self._steps  # type: ignore[return-value]
 
     @property
     def input(self) -> str:
@@ -293,12 +308,13 @@ class Plan:
         return Plan(
             self.target,
             self._input,
-            self.steps,
+            self._steps,
             copies,
             self.bytes_copied + extra * nbytes,
             copies == 0,
             self.syncs_device,
             self.leaves,
+            self._numel,
         )
 
     def __repr__(self) -> str:

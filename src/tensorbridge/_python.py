@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._adapt import all_numbers, discard_kept
+from ._adapt import all_numbers, discard_kept, unsupported
 from ._api import flatten_input, to_numpy, top_level
 from ._dtypes import by_numpy
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
+from ._foreign.refusals import number_fix
 from ._kinds import LEAF_KINDS, Kind, kind_of
 
 _COMPLEX32 = getattr(torch, "complex32", None)
@@ -179,6 +180,8 @@ def item(obj: Any, /) -> Any:
         if len(obj) == 1:
             return item(obj[0])
         _one_element(obj, len(obj))
+    if kind is Kind.REFUSED or kind is Kind.NONE or number_fix(obj):
+        raise unsupported(obj, kind)  # the fix for that object (list(it), backward(), ...)
     raise UnsupportedInputError(
         f"item() takes one tensor, array or number, not {describe(obj)}; use to_python(x) for "
         f"containers"

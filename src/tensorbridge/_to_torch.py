@@ -22,13 +22,12 @@ from ._plan import SIZE, Step, copy_mode
 from ._to_numpy import (
     QUANTIZED,
     NotPlain,
+    cast_step,
     check_not_lossy_cast,
-    check_numpy_castable,
     dequantize_step,
     dtype_kind,
     masked_refusal,
     meta_refusal,
-    numpy_cast,
     refuse,
     torch_kind,
 )
@@ -177,14 +176,7 @@ def _inference_copy(itemsize: int) -> Step:
 def _numpy_cast_step(source: np.dtype[Any], target: torch.dtype, what: str) -> Step:
     np_target = numpy_dtype(target)
     check_not_lossy_cast(dtype_kind(source), np_target)
-    check_numpy_castable(source, np_target)
-    return Step(
-        f"cast {what} {source} → {np_target} (NumPy casting, {SIZE})",
-        lambda a: numpy_cast(a, np_target),
-        itemsize=np_target.itemsize,
-        copies=1,
-        reason=f"dtype cast {source} → {np_target}",
-    )
+    return cast_step(source, np_target, what + " ")
 
 
 def _prepare(k: ArrayKey, o: Options) -> tuple[list[Step], ArrayKey | None]:

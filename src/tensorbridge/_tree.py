@@ -68,7 +68,7 @@ def key_text(key: Any) -> str:
 class Flat:
     """A flattened container: ``leaves`` in order, ``path(i)``, and ``rebuild(new_leaves)``."""
 
-    __slots__ = ("_build", "_segments", "_starts", "leaves")
+    __slots__ = ("_build", "_prefixes", "_segments", "_starts", "leaves")
 
     def __init__(self, leaves: list[Any], segments: list[Segment], build: Builder | None):
         self.leaves = leaves
@@ -76,20 +76,25 @@ class Flat:
         # A parent's entry is (its parent's entry, its key), None at the root.
         self._segments = segments
         self._starts: list[int] | None = None
+        self._prefixes: dict[int, str] = {}  # a segment's parent path, written once
         self._build = build
 
     def path(self, i: int) -> str:
         """The path of leaf ``i``: ``obj["images"][3]``."""
         if self._starts is None:
             self._starts = [seg[0] for seg in self._segments]
-        start, node, keys = self._segments[bisect.bisect_right(self._starts, i) - 1]
+        j = bisect.bisect_right(self._starts, i) - 1
+        start, node, keys = self._segments[j]
         if keys is None:
             return "obj"  # the root itself is the one leaf
-        parts = [key_text(keys[i - start])]
-        while node is not None:
-            node, key = node
-            parts.append(key_text(key))
-        return "obj" + "".join(reversed(parts))
+        prefix = self._prefixes.get(j)
+        if prefix is None:
+            parts = []
+            while node is not None:
+                node, key = node
+                parts.append(key_text(key))
+            prefix = self._prefixes[j] = "obj" + "".join(reversed(parts))
+        return prefix + key_text(keys[i - start])
 
     def rebuild(self, new: list[Any]) -> Any:
         """The container with its leaves replaced by ``new`` (same order)."""

@@ -119,7 +119,7 @@ def _column_values(obj: Any, o: Any) -> tuple[Step, Any]:
         values = guarded(obj, "to_numpy()", lambda: np.asarray(obj))
         return adapted(f"view {type(obj).__name__} values (no copy)", values)
     values = guarded(obj, "to_numpy()", lambda: obj.to_numpy(dtype=np_dtype))
-    why = f"a {obj.dtype} column is stored as values and a mask; they are read into a new array"
+    why = f"a {obj.dtype} column is not one NumPy array (values and mask, or sparse): it is read"
     return adapted(f"read {obj.dtype} values as {np_dtype} ({SIZE})", values, why)
 
 
