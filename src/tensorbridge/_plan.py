@@ -396,8 +396,9 @@ def _bound(action: Callable[[Any, Any], Any], arg: Any) -> Callable[[Any], Any]:
 
 
 def sized_plan(target: str, input: Any, steps: Sequence[SizedStep]) -> Plan:
-    """The plan of running ``steps`` on the one input they were planned for."""
+    """The plan of running ``steps`` on the one input they were planned for (texts written
+    when first read, as every plan's)."""
     copies = sum(s.copies for s in steps)
     nbytes = sum(s.nbytes(0) for s in steps)
     syncs = any(s.syncs for s in steps)
-    return Plan(target, input, [s.text for s in steps], copies, nbytes, copies == 0, syncs)
+    return Plan(target, input, steps, copies, nbytes, copies == 0, syncs)
