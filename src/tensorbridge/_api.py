@@ -40,6 +40,7 @@ _NO_PLANS: dict[Any, Any] = {}
 # The default options' plan tables, bound once (the hottest lookups; tables are only cleared)
 _numpy_tensor_plans = NUMPY_DEFAULT.tensor_plans.get
 _torch_array_plans = TORCH_DEFAULT.array_plans.get
+_torch_flag_plans = TORCH_DEFAULT.array_flag_plans.get
 
 
 # --- one leaf ------------------------------------------------------------------------------
@@ -291,11 +292,15 @@ def to_torch(
             flags = obj.flags.num & ARRAY_FLAGS
             if flags == ARRAY_FLAGS:  # the commonest call: one lookup in the table
                 run = _torch_array_plans(obj.dtype)
-                if run is not None:
-                    try:
-                        return run(obj)
-                    except (ValueError, RuntimeError):
-                        pass  # a negative stride on a length-1 axis: see _array_to_torch
+            else:  # the same lookup, for the other flag bits (see _array_to_torch)
+                if not flags & C_CONTIGUOUS and obj.ndim and min(obj.strides) < 0:
+                    flags |= NEGATIVE
+                run = _torch_flag_plans(flags, _NO_PLANS).get(obj.dtype)
+            if run is not None:
+                try:
+                    return run(obj)
+                except (ValueError, RuntimeError):
+                    pass  # a negative stride on a length-1 axis: see _array_to_torch
             return _array_to_torch(obj, TORCH_DEFAULT, flags)
         return _convert_any(obj, TORCH_DEFAULT)
     o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
