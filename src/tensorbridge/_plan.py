@@ -237,11 +237,11 @@ class Plan:
 
     __slots__ = (
         "_input",
+        "_leaves",
         "_numel",
         "_steps",
         "bytes_copied",
         "copies",
-        "leaves",
         "shares_memory",
         "syncs_device",
         "target",
@@ -256,7 +256,7 @@ class Plan:
         bytes_copied: int,
         shares_memory: bool,
         syncs_device: bool,
-        leaves: Mapping[str, Plan] | None = None,
+        leaves: Mapping[str, Plan] | Callable[[], dict[str, Plan]] | None = None,
         numel: int = 0,
     ) -> None:
         self.target = target
@@ -267,7 +267,7 @@ class Plan:
         self.bytes_copied = bytes_copied
         self.shares_memory = shares_memory
         self.syncs_device = syncs_device
-        self.leaves: Mapping[str, Plan] = {} if leaves is None else leaves
+        self._leaves = {} if leaves is None else leaves  # a function: written when first read
 
     @classmethod
     def of_leaf(cls, target: str, input: Any, plan: LeafPlan, numel: int) -> Plan:
@@ -287,6 +287,13 @@ class Plan:
         return self._steps  # type: ignore[return-value]
 
     @property
+    def leaves(self) -> Mapping[str, Plan]:
+        """Each converted leaf's plan, by path (a container's plan; empty for one leaf)."""
+        if callable(self._leaves):
+            self._leaves = self._leaves()
+        return self._leaves
+
+    @property
     def input(self) -> str:
         """What is converted: type, dtype, shape and device (or the container's type)."""
         if not isinstance(self._input, str):
@@ -304,7 +311,7 @@ class Plan:
             self.bytes_copied + extra * nbytes,
             copies == 0,
             self.syncs_device,
-            self.leaves,
+            self._leaves,
             self._numel,
         )
 
