@@ -387,7 +387,7 @@ def explain(obj: Any, /, to: Literal["numpy", "torch"] = "numpy", **kwargs: Any)
             extra = (batch.leaf_copies[k] if batch.leaf_copies else 1) - 1  # packing passes
             if extra:
                 entry = entries[p.index]
-                entry.extra = (extra, p.plan.steps[p.plan.batch_at].nbytes(_numel(p.value)))
+                entry.extra = (extra, p.plan.steps[p.plan.batch_at].bytes_for(_numel(p.value)))
     copies = sum(e.copies for e in entries)
     return Plan(
         target=o.target,
