@@ -166,7 +166,7 @@ _REQUIRES_GRAD = Step("make the result require grad (no copy)", call=_requires_g
 def _inference_copy(itemsize: int) -> Step:
     return Step(
         f"copy an inference-mode tensor ({SIZE})",
-        torch.Tensor.clone,
+        call=torch.Tensor.clone,
         itemsize=itemsize,
         copies=1,
         reason="an inference-mode tensor cannot require grad",
