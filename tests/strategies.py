@@ -103,6 +103,19 @@ class ArrayProducer:
         return self.a if dtype is None else self.a.astype(dtype)
 
 
+class CopyingProducer:
+    """An ``__array__`` producer that cannot share its memory (as a mixed-dtype DataFrame): it
+    refuses NumPy 2's ``copy=False`` and otherwise builds a fresh array."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("cannot share memory")
+        return np.array(self.a, dtype=dtype, copy=True)
+
+
 class OldArrayProducer:
     """An ``__array__`` producer from before NumPy 2 (no ``copy`` keyword: no promise)."""
 
@@ -261,6 +274,8 @@ def foreign(draw):
     )
     if kind == "array":
         return ArrayProducer(a)
+    if kind == "copying array":
+        return CopyingProducer(a)
     if kind == "old array":
         return OldArrayProducer(a)
     if kind == "interface":

@@ -4,13 +4,12 @@ each input's plan and outcome, checked from the outside."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch.testing._internal.two_tensor import TwoTensor
 
 import tensorbridge as tb
-from strategies import InterfaceProducer, OldArrayProducer
+from strategies import ArrayProducer, CopyingProducer, InterfaceProducer, OldArrayProducer
 
 
 @pytest.mark.parametrize(
@@ -59,16 +58,17 @@ def test_wrapper_tensor_subclass_is_refused_by_explain_as_by_to_numpy():
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: pd.DataFrame({"a": [1, 2], "b": [1.5, 2.5]}),
+        lambda: CopyingProducer(np.arange(4.0)),
         lambda: OldArrayProducer(np.arange(4.0)),
         lambda: InterfaceProducer(np.arange(4.0), by_bytes=True),
     ],
-    ids=["mixed-dataframe", "old-array-protocol", "interface-by-bytes"],
+    ids=["cannot-share", "old-array-protocol", "interface-by-bytes"],
 )
 @pytest.mark.parametrize("to", ["numpy", "torch"])
 def test_producer_that_cannot_promise_a_view_is_a_counted_copy(make, to):
-    """An __array__/__array_interface__ producer that cannot promise a view: explain counts
-    its copy, the result shares nothing, and copy=False raises in explain and conversion."""
+    """An __array__/__array_interface__ producer that cannot promise a view (a mixed-dtype
+    DataFrame, a PIL image): explain counts its copy, the result shares nothing, and copy=False
+    raises in explain and conversion."""
     obj = make()
     convert = tb.to_numpy if to == "numpy" else tb.to_torch
     plan = tb.explain(obj, to=to)
@@ -81,10 +81,11 @@ def test_producer_that_cannot_promise_a_view_is_a_counted_copy(make, to):
 
 
 def test_producer_that_promises_a_view_shares_under_copy_false():
-    """A single-dtype DataFrame gives its block as a view: copy=False shares it."""
-    df = pd.DataFrame({"a": [1.0, 2.0], "b": [1.5, 2.5]})
-    assert tb.explain(df, to="torch", copy=False).shares_memory
-    assert tb.shares_memory(tb.to_torch(df, copy=False), df)
+    """An __array__ producer that gives its memory (NumPy 2's copy=False): copy=False shares it."""
+    a = np.arange(4.0)
+    producer = ArrayProducer(a)
+    assert tb.explain(producer, to="torch", copy=False).shares_memory
+    assert tb.shares_memory(tb.to_torch(producer, copy=False), a)
 
 
 def test_to_python_returns_json_shapes():

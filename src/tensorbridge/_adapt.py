@@ -64,7 +64,7 @@ def has_leaf(seq: Any) -> bool:
 @functools.cache
 def _step(text: str, itemsize: int = 0, reason: str = "") -> Step:
     """The shared step of one adapter outcome (its ``fn`` is never composed: adapters run it)."""
-    return Step(text, _unused, itemsize=itemsize, copies=1 if reason else 0, reason=reason)
+    return Step(text, call=_unused, itemsize=itemsize, copies=1 if reason else 0, reason=reason)
 
 
 def _unused(value: Any) -> Any:

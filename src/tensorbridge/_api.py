@@ -45,6 +45,7 @@ _NO_PLANS: dict[Any, Any] = {}
 # The default options' plan tables, bound once (the hottest lookups; tables are only cleared)
 _numpy_tensor_plans = NUMPY_DEFAULT.tensor_plans.get
 _torch_array_plans = TORCH_DEFAULT.array_plans.get
+_torch_flag_plans = TORCH_DEFAULT.array_flag_plans.get
 
 
 # --- one leaf ------------------------------------------------------------------------------
@@ -304,11 +305,15 @@ def to_torch(
             flags = obj.flags.num & ARRAY_FLAGS
             if flags == ARRAY_FLAGS:  # the commonest call: one lookup in the table
                 run = _torch_array_plans(obj.dtype)
-                if run is not None:
-                    try:
-                        return run(obj)
-                    except (ValueError, RuntimeError):
-                        pass  # a negative stride on a length-1 axis: see _array_to_torch
+            else:  # the same lookup, for the other flag bits (see _array_to_torch)
+                if not flags & C_CONTIGUOUS and obj.ndim and min(obj.strides) < 0:
+                    flags |= NEGATIVE
+                run = _torch_flag_plans(flags, _NO_PLANS).get(obj.dtype)
+            if run is not None:
+                try:
+                    return run(obj)
+                except (ValueError, RuntimeError):
+                    pass  # a negative stride on a length-1 axis: see _array_to_torch
             return _array_to_torch(obj, TORCH_DEFAULT, flags)
         return _convert_any(obj, TORCH_DEFAULT)
     o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
@@ -322,7 +327,8 @@ def _numel(value: Any) -> int:
     return value.numel() if isinstance(value, torch.Tensor) else int(np.size(value))
 
 
-def _leaf_plan(obj: Any, kind: str, o: Options) -> tuple[Plan, LeafPlan, Any]:
+def _leaf_decision(obj: Any, kind: str, o: Options) -> tuple[LeafPlan, Any, int]:
+    """The plan of one leaf, the value it runs on and its element count (refusals raise)."""
     if kind is Kind.TORCH:  # the commonest leaf: no adapter, the same plan_leaf would give
         plan, value, numel = plan_value(obj, o), obj, obj.numel()
     else:
@@ -330,7 +336,7 @@ def _leaf_plan(obj: Any, kind: str, o: Options) -> tuple[Plan, LeafPlan, Any]:
         numel = _numel(value)
     if plan.error is not None:
         raise plan.error(obj)
-    return Plan.of_leaf(o.target, obj, plan, numel), plan, value
+    return plan, value, numel
 
 
 def explain(
@@ -353,57 +359,82 @@ def explain(
         raise ValueError(f"to must be 'numpy', 'torch' or 'collate', not {to!r}")
     obj, kind, role = top_level(obj, o.target, _adapt.python_dtype(o))
     if role == "leaf":
-        return _leaf_plan(obj, kind, o)[0]
+        plan, _, numel = _leaf_decision(obj, kind, o)
+        return Plan.of_leaf(o.target, obj, plan, numel)
     flat = flatten_input(obj, o.target)
-    leaves: dict[str, Plan] = {}
+    entries: list[_Entry] = []
     pending: list[Pending] = []
-    paths: dict[int, str] = {}
     passed = 0
     for i, leaf in enumerate(flat.leaves):
         leaf_kind = kind_of(leaf)
         if leaf_kind not in LEAF_KINDS:
             passed += 1
             continue
-        path = flat.path(i)
-        parts = [(path, leaf)]
+        parts: Any = ((None, leaf),)
         if leaf_kind is Kind.TORCH and o.target == "numpy" and leaf.is_nested:
-            parts = [(f"{path}[{j}]", x) for j, x in enumerate(leaf.unbind())]
-        for part_path, part in parts:
+            parts = enumerate(leaf.unbind())
+        for j, part in parts:
             try:
-                report, plan, value = _leaf_plan(part, leaf_kind, o)
+                plan, value, numel = _leaf_decision(part, leaf_kind, o)
             except ConversionError as e:
-                raise e.at(part_path) from None
-            leaves[part_path] = report
+                raise e.at(_Entry(flat, i, j, part, plan=None, numel=0).path) from None
+            entry = _Entry(flat, i, j, part, plan, numel)
+            entries.append(entry)
             if plan.batch_at >= 0:
-                paths[len(pending)] = part_path
-                pending.append(Pending(len(pending), plan, stand_in(plan, value)))
+                pending.append(Pending(len(entries) - 1, plan, stand_in(plan, value)))
     steps = [
-        f"convert {len(leaves)} leaves" + (f", pass {passed} through unchanged" if passed else "")
+        f"convert {len(entries)} leaves" + (f", pass {passed} through unchanged" if passed else "")
     ]
     note = _foreign.note(obj) if kind is Kind.FOREIGN_NODE else None
     if note:
         steps.insert(0, note)  # what a foreign container leaves out (xarray coordinates, ...)
-    syncs = any(p.syncs_device for p in leaves.values())
+    syncs = any(e.plan.syncs for e in entries)
     for batch, members in plan_groups(pending, o):
         steps.extend(batch.steps)
         syncs = syncs or batch.syncs > 0
         for k, p in enumerate(members):
             extra = (batch.leaf_copies[k] if batch.leaf_copies else 1) - 1  # packing passes
             if extra:
-                path = paths[p.index]
-                nbytes = p.plan.steps[p.plan.batch_at].nbytes(_numel(p.value))
-                leaves[path] = leaves[path].with_extra_copies(extra, nbytes)
-    copies = sum(p.copies for p in leaves.values())
+                entry = entries[p.index]
+                entry.extra = (extra, p.plan.steps[p.plan.batch_at].bytes_for(_numel(p.value)))
+    copies = sum(e.copies for e in entries)
     return Plan(
         target=o.target,
         input=f"{type(obj).__name__} container",
         steps=steps,
         copies=copies,
-        bytes_copied=sum(p.bytes_copied for p in leaves.values()),
+        bytes_copied=sum(e.bytes_copied for e in entries),
         shares_memory=copies == 0,
         syncs_device=syncs,
-        leaves=leaves,
+        leaves=lambda: {e.path: e.report(o.target) for e in entries},
     )
+
+
+class _Entry:
+    """One planned leaf of a container (component ``j`` of a jagged tensor when not None)."""
+
+    __slots__ = ("extra", "flat", "i", "j", "numel", "obj", "plan")
+
+    def __init__(self, flat: Flat, i: int, j: Any, obj: Any, plan: Any, numel: int) -> None:
+        self.flat, self.i, self.j, self.obj, self.plan, self.numel = flat, i, j, obj, plan, numel
+        self.extra = (0, 0)  # packing passes of a batched transfer, and their bytes
+
+    @property
+    def path(self) -> str:
+        path = self.flat.path(self.i)
+        return path if self.j is None else f"{path}[{self.j}]"
+
+    @property
+    def copies(self) -> int:
+        return int(self.plan.copies) + self.extra[0]
+
+    @property
+    def bytes_copied(self) -> int:
+        return self.numel * int(self.plan.per_element) + self.extra[0] * self.extra[1]
+
+    def report(self, target: str) -> Plan:
+        plan = Plan.of_leaf(target, self.obj, self.plan, self.numel)
+        return plan.with_extra_copies(*self.extra) if self.extra[0] else plan
 
 
 def _torch_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ steps it runs, so tests can compare what ran with what ``explain`` said.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -31,53 +32,98 @@ SIZE = "{size}"  # replaced, in a step's text, by the bytes that step writes
 
 
 class Step:
-    """One step of a conversion: ``fn(value) -> value``, and what it costs.
+    """One step of a conversion, and what it costs.
 
-    ``itemsize`` is the bytes the step writes per element when it copies (``copies`` 1), so its
-    size is known for any input once the element count is; ``text`` may hold ``{size}`` for it.
-    ``reason`` says why a copying step is needed (``copy=False`` errors name it). ``batch``
-    names a step a container conversion runs for many leaves at once ("to_host"/"to_device");
-    ``dtype`` the PyTorch dtype a step produces, where it sets one (for ``explain``'s stand-ins).
-    Steps hold no input: a cached plan serves every input with the same key.
+    ``call(value) -> value`` runs it (the planners' steps give ``call``); ``fn(value, arg)`` is
+    the same with an argument (steps built as ``Step(text, fn, arg)`` give ``fn``); either is
+    derived from the other. ``copies`` is 1 when the step writes a full new copy of the data,
+    0 for a view; the bytes it writes are ``nbytes`` plus ``itemsize`` per element of the input
+    (so a cached plan's size is known for any input once its element count is); ``text`` may
+    hold ``{size}`` for them, or be a function (formatted only when read). ``reason`` says why a
+    copying step is needed (``copy=False`` errors name it). ``batch`` names a step a container
+    conversion runs for many leaves at once ("to_host"/"to_device"); ``dtype`` the PyTorch
+    dtype a step produces, where it sets one; ``checks`` that ``call`` refuses inputs whose
+    facts differ from the plain ones its plan was made for (see ``_planner``).
     """
 
-    __slots__ = ("batch", "checks", "copies", "dtype", "fn", "itemsize", "reason", "syncs", "text")
+    __slots__ = (
+        "_reason",
+        "_text",
+        "arg",
+        "batch",
+        "call",
+        "checks",
+        "copies",
+        "dtype",
+        "fn",
+        "itemsize",
+        "nbytes",
+        "syncs",
+    )
 
     def __init__(
         self,
-        text: str,
-        fn: Callable[[Any], Any],
+        text: str | Callable[[], str],
+        fn: Callable[[Any, Any], Any] | None = None,
+        arg: Any = None,
         *,
+        call: Callable[[Any], Any] | None = None,
+        nbytes: int = 0,
         itemsize: int = 0,
         copies: int = 0,
-        reason: str = "",
+        reason: str | Callable[[], str] = "",
         syncs: bool = False,
         batch: str = "",
         dtype: Any = None,
         checks: bool = False,
     ) -> None:
-        self.text = text
-        self.checks = checks  # ``fn`` refuses inputs other than plain CPU ones (see _planner)
-        self.dtype = dtype  # the PyTorch dtype the step produces, where it sets one
+        if call is None:
+            assert fn is not None
+            call = functools.partial(_with_arg, fn, arg)
+        if fn is None:
+            fn = functools.partial(_without_arg, call)
+        self._text = text
         self.fn = fn
+        self.arg = arg
+        self.call = call
+        self.nbytes = nbytes
         self.itemsize = itemsize
         self.copies = copies
-        self.reason = reason
+        self._reason = reason
         self.syncs = syncs
         self.batch = batch
+        self.dtype = dtype
+        self.checks = checks
 
-    def nbytes(self, numel: int) -> int:
+    @property
+    def text(self) -> str:
+        return self._text if isinstance(self._text, str) else self._text()
+
+    @property
+    def reason(self) -> str:
+        return self._reason if isinstance(self._reason, str) else self._reason()
+
+    def bytes_for(self, numel: int) -> int:
         """Bytes this step writes for an input of ``numel`` elements."""
-        return numel * self.itemsize if self.copies else 0
+        return self.nbytes + numel * self.itemsize if self.copies else 0
 
     def describe(self, numel: int) -> str:
         """The step's line in ``explain``, sized for ``numel`` elements."""
-        if SIZE not in self.text:
-            return self.text
-        return self.text.replace(SIZE, format_bytes(numel * self.itemsize))
+        text = self.text
+        if SIZE not in text:
+            return text
+        return text.replace(SIZE, format_bytes(self.nbytes + numel * self.itemsize))
 
     def __repr__(self) -> str:
         return f"Step({self.text!r})"
+
+
+def _with_arg(fn: Callable[[Any, Any], Any], arg: Any, value: Any) -> Any:
+    return fn(value, arg)
+
+
+def _without_arg(call: Callable[[Any], Any], value: Any, arg: Any = None) -> Any:
+    return call(value)
 
 
 class Refusal(Exception):
@@ -120,7 +166,7 @@ _on_trace_change: list[Callable[[], None]] = []  # plan caches register their ``
 
 def compose(steps: Sequence[Step]) -> Callable[[Any], Any]:
     """One function running ``steps`` in order (the single step runner)."""
-    fns = tuple(s.fn for s in steps)
+    fns = tuple(s.call for s in steps)
     if _trace is not None:
         return _traced(tuple(steps))
     if not fns:
@@ -149,7 +195,7 @@ def _traced(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
         mark = len(trace) if trace is not None else 0
         try:
             for step in steps:
-                value = step.fn(value)
+                value = step.call(value)
                 if trace is not None:
                     trace.append((step, value))
         except BaseException:
@@ -189,7 +235,17 @@ class LeafPlan:
     runs the rest. ``batch_at`` is the index of the first step a container may batch (-1: none).
     """
 
-    __slots__ = ("batch_at", "copies", "error", "per_element", "ran", "run", "steps", "syncs")
+    __slots__ = (
+        "batch_at",
+        "copies",
+        "error",
+        "fixed_bytes",
+        "per_element",
+        "ran",
+        "run",
+        "steps",
+        "syncs",
+    )
 
     def __init__(
         self,
@@ -202,9 +258,10 @@ class LeafPlan:
         self.ran = ran
         self.run = compose(self.steps[ran:])
         self.batch_at = next((i for i, s in enumerate(self.steps) if s.batch), -1)
-        # what explain reports, per element of the input
+        # what explain reports: passes, and bytes per element of the input (plus fixed ones)
         self.copies = sum(s.copies for s in self.steps)
         self.per_element = sum(s.itemsize for s in self.steps if s.copies)
+        self.fixed_bytes = sum(s.nbytes for s in self.steps if s.copies)
         self.syncs = any(s.syncs for s in self.steps)
 
     def check(self, subject: Any) -> None:
@@ -246,11 +303,11 @@ class Plan:
 
     __slots__ = (
         "_input",
+        "_leaves",
         "_numel",
         "_steps",
         "bytes_copied",
         "copies",
-        "leaves",
         "shares_memory",
         "syncs_device",
         "target",
@@ -265,7 +322,7 @@ class Plan:
         bytes_copied: int,
         shares_memory: bool,
         syncs_device: bool,
-        leaves: Mapping[str, Plan] | None = None,
+        leaves: Mapping[str, Plan] | Callable[[], dict[str, Plan]] | None = None,
         numel: int = 0,
     ) -> None:
         self.target = target
@@ -276,15 +333,23 @@ class Plan:
         self.bytes_copied = bytes_copied
         self.shares_memory = shares_memory
         self.syncs_device = syncs_device
-        self.leaves: Mapping[str, Plan] = {} if leaves is None else leaves
+        self._leaves = {} if leaves is None else leaves  # a function: written when first read
 
     @classmethod
     def of_leaf(cls, target: str, input: Any, plan: LeafPlan, numel: int) -> Plan:
         """The plan of running ``plan`` on an input of ``numel`` elements."""
-        nbytes = numel * plan.per_element
+        nbytes = numel * plan.per_element + plan.fixed_bytes
         return cls(
             target, input, plan.steps, plan.copies, nbytes, not plan.copies, plan.syncs, None, numel
         )
+
+    @classmethod
+    def from_steps(cls, target: str, input: Any, steps: Sequence[Step]) -> Plan:
+        """The plan of ``steps`` whose sizes are their own (``Step.nbytes``)."""
+        copies = sum(s.copies for s in steps)
+        nbytes = sum(s.bytes_for(0) for s in steps)
+        syncs = any(s.syncs for s in steps)
+        return cls(target, input, steps, copies, nbytes, copies == 0, syncs)
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -294,6 +359,13 @@ class Plan:
                 s if isinstance(s, str) else s.describe(self._numel) for s in self._steps
             )
         return self._steps  # type: ignore[return-value]
+
+    @property
+    def leaves(self) -> Mapping[str, Plan]:
+        """Each converted leaf's plan, by path (a container's plan; empty for one leaf)."""
+        if callable(self._leaves):
+            self._leaves = self._leaves()
+        return self._leaves
 
     @property
     def input(self) -> str:
@@ -313,7 +385,7 @@ class Plan:
             self.bytes_copied + extra * nbytes,
             copies == 0,
             self.syncs_device,
-            self.leaves,
+            self._leaves,
             self._numel,
         )
 

@@ -188,7 +188,7 @@ def _viewer(row: DType) -> Any:
     return view
 
 
-DETACH = Step("detach from autograd (no copy)", _detach)
+DETACH = Step("detach from autograd (no copy)", call=_detach)
 # The view of a plain CPU tensor. Tensor.numpy refuses any other tensor (another device, a
 # layout, a bit, a graph): the planner's cache relies on that (see ``_planner``).
 VIEWS = {
@@ -196,7 +196,7 @@ VIEWS = {
         f"view as numpy.ndarray {row.numpy} (no copy)"
         if row.native
         else f"view {row.tag} as ml_dtypes.{row.numpy} (no copy)",
-        _viewer(row),
+        call=_viewer(row),
         checks=True,
     )
     for row in TABLE
@@ -218,7 +218,7 @@ def cast_step(source: np.dtype[Any], target: np.dtype[Any], what: str = "") -> S
     check_numpy_castable(source, target)
     return Step(
         f"cast {what}{source} → {target} (NumPy casting, {SIZE})",
-        lambda a: numpy_cast(a, target),
+        call=lambda a: numpy_cast(a, target),
         itemsize=target.itemsize,
         copies=1,
         reason=f"dtype cast {source} → {target}",
@@ -226,7 +226,7 @@ def cast_step(source: np.dtype[Any], target: np.dtype[Any], what: str = "") -> S
 
 
 def copy_step(itemsize: int) -> Step:
-    return Step(f"copy ({SIZE})", _copy, itemsize=itemsize, copies=1, reason="copy=True")
+    return Step(f"copy ({SIZE})", call=_copy, itemsize=itemsize, copies=1, reason="copy=True")
 
 
 def meta_refusal() -> Refusal:
@@ -241,7 +241,7 @@ def dequantize_step(dtype: torch.dtype) -> Step:
     """Dequantize to float32: how both libraries read a quantized tensor's values."""
     return Step(
         f"dequantize {dtype} → float32 ({SIZE})",
-        _dequantize,
+        call=_dequantize,
         itemsize=4,
         copies=1,
         reason=f"quantized dtype {dtype}",
@@ -276,13 +276,17 @@ def _resolved_plain_copy(bit: str, dtype: torch.dtype) -> Any:
 def _materialize(bit: str, dtype: torch.dtype, itemsize: int) -> Step:
     if bit == "zero":
         text, reason = "write out the zeros of a ZeroTensor", "a ZeroTensor has no memory to share"
-        return Step(f"{text} ({SIZE})", resolved_copy, itemsize=itemsize, copies=1, reason=reason)
+        return Step(
+            f"{text} ({SIZE})", call=resolved_copy, itemsize=itemsize, copies=1, reason=reason
+        )
     text, reason = (
         f"resolve the {bit} bit",
         f"{bit}-bit view (its logical values are not in memory)",
     )
     fn = _resolved_plain_copy(bit, dtype)
-    return Step(f"{text} ({SIZE})", fn, itemsize=itemsize, copies=1, reason=reason, checks=True)
+    return Step(
+        f"{text} ({SIZE})", call=fn, itemsize=itemsize, copies=1, reason=reason, checks=True
+    )
 
 
 # --- the planners ------------------------------------------------------------------------
@@ -312,7 +316,7 @@ def plan_from_tensor(k: TensorKey, o: Options, prefix: tuple[Step, ...] = ()) ->
         steps.append(
             Step(
                 f"densify {layout} tensor ({SIZE})",
-                _to_dense,
+                call=_to_dense,
                 itemsize=row.itemsize if row else dtype.itemsize,
                 copies=1,
                 reason=f"{layout} layout (sparse data is stored densely)",
@@ -336,7 +340,7 @@ def plan_from_tensor(k: TensorKey, o: Options, prefix: tuple[Step, ...] = ()) ->
         steps.append(
             Step(
                 f"copy {k.device} → cpu ({SIZE})",
-                _to_host,
+                call=_to_host,
                 itemsize=row.itemsize,
                 copies=1,
                 syncs=True,
@@ -355,7 +359,7 @@ def plan_from_tensor(k: TensorKey, o: Options, prefix: tuple[Step, ...] = ()) ->
             steps.append(
                 Step(
                     f"cast {dtype} → {widened.numpy} (exact; {SIZE})",
-                    lambda t: quietly(_copy_into_numpy, t, to, target=to),
+                    call=lambda t: quietly(_copy_into_numpy, t, to, target=to),
                     itemsize=widened.itemsize,
                     copies=1,
                     reason=f"dtype cast {dtype} → {widened.numpy}",
@@ -411,7 +415,7 @@ def plan_from_array(k: ArrayKey, o: Options, prefix: tuple[Step, ...] = ()) -> l
         raise masked_refusal("a plain array")
     steps = list(prefix)
     if k.cls is not np.ndarray:
-        steps.append(Step(f"view {k.cls.__name__} as numpy.ndarray (no copy)", _base_view))
+        steps.append(Step(f"view {k.cls.__name__} as numpy.ndarray (no copy)", call=_base_view))
     kind = dtype_kind(k.dtype)
     target = o.target_dtype(kind)
     itemsize = k.dtype.itemsize

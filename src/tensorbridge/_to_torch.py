@@ -152,21 +152,21 @@ def _wrap_text(row: DType) -> str:
 
 # torch.from_numpy refuses negative strides: the planner's tables rely on it (``_planner``).
 WRAPS = {
-    row.torch: Step(_wrap_text(row), _wrapper(row, False), dtype=row.torch, checks=True)
+    row.torch: Step(_wrap_text(row), call=_wrapper(row, False), dtype=row.torch, checks=True)
     for row in TABLE
 }
 _WRAPS_READ_ONLY = {
-    row.torch: Step(_wrap_text(row), _wrapper(row, True), dtype=row.torch) for row in TABLE
+    row.torch: Step(_wrap_text(row), call=_wrapper(row, True), dtype=row.torch) for row in TABLE
 }
-_DETACH = Step("detach from autograd (no copy)", lambda t: t.detach())
-_REQUIRES_GRAD = Step("make the result require grad (no copy)", _requires_grad)
+_DETACH = Step("detach from autograd (no copy)", call=lambda t: t.detach())
+_REQUIRES_GRAD = Step("make the result require grad (no copy)", call=_requires_grad)
 
 
 @functools.cache
 def _inference_copy(itemsize: int) -> Step:
     return Step(
         f"copy an inference-mode tensor ({SIZE})",
-        torch.Tensor.clone,
+        call=torch.Tensor.clone,
         itemsize=itemsize,
         copies=1,
         reason="an inference-mode tensor cannot require grad",
@@ -194,7 +194,7 @@ def _prepare(k: ArrayKey, o: Options) -> tuple[list[Step], ArrayKey | None]:
                 f"dtype=torch.int64) for its count of {unit} units since the epoch",
             )
         as_int = np.dtype(np.int64) if dt.isnative else np.dtype(dt.str[0] + "i8")
-        step = Step("view datetime64 as int64 (no copy)", lambda a: a.view(as_int))
+        step = Step("view datetime64 as int64 (no copy)", call=lambda a: a.view(as_int))
         return [step], k._replace(dtype=as_int)
     if by_numpy(dt) is not None or by_numpy(dt.newbyteorder("=")) is not None:
         return [], k
@@ -249,7 +249,7 @@ def plan_from_array(k: ArrayKey, o: Options, prefix: tuple[Step, ...] = ()) -> l
         steps.append(
             Step(
                 f"copy to a native, positive-stride array ({SIZE}): {why}",
-                _native_copy(native, left.negative),
+                call=_native_copy(native, left.negative),
                 itemsize=native.itemsize,
                 copies=1,
                 reason=why,
@@ -304,7 +304,7 @@ def _cast_step(source: torch.dtype, target: torch.dtype, *, _into_numpy: bool) -
     fn = into_numpy if _into_numpy else with_to
     return Step(
         f"cast {source} → {target} (PyTorch casting, {SIZE})",
-        lambda t: quietly(fn, t, target=target),
+        call=lambda t: quietly(fn, t, target=target),
         itemsize=target.itemsize,
         copies=1,
         reason=f"dtype cast {source} → {target}",
@@ -324,7 +324,7 @@ def _device_step(
         non_blocking = o.non_blocking and device.type != "cpu"
         return Step(
             f"{text} on the autograd graph ({SIZE})",
-            lambda t: t.to(device, non_blocking=non_blocking),
+            call=lambda t: t.to(device, non_blocking=non_blocking),
             itemsize=itemsize,
             copies=1,
             syncs=not non_blocking,
@@ -333,7 +333,7 @@ def _device_step(
     if device.type == "cpu":
         return Step(
             f"{text} ({SIZE})",
-            lambda t: _transfer.to_host([t])[0],
+            call=lambda t: _transfer.to_host([t])[0],
             itemsize=itemsize,
             copies=1,
             syncs=True,
@@ -348,7 +348,9 @@ def _device_step(
     non_blocking, pin = o.non_blocking, o.pin_memory
     return Step(
         f"{text} ({', '.join(how)})",
-        lambda t: _transfer.to_device([t], device, non_blocking=non_blocking, pin_memory=pin)[0],
+        call=lambda t: _transfer.to_device([t], device, non_blocking=non_blocking, pin_memory=pin)[
+            0
+        ],
         itemsize=itemsize,
         copies=1,
         syncs=not o.non_blocking,
@@ -360,7 +362,7 @@ def _device_step(
 def _pin_step(itemsize: int) -> Step:
     return Step(
         f"copy into pinned host memory ({SIZE})",
-        lambda t: quietly(torch.Tensor.pin_memory, t),
+        call=lambda t: quietly(torch.Tensor.pin_memory, t),
         itemsize=itemsize,
         copies=1,
         reason="pin_memory=True",
@@ -374,7 +376,7 @@ def _clone_step(itemsize: int, host: bool) -> Step:
     fn = into_numpy if host else torch.Tensor.clone
     return Step(
         f"copy ({SIZE})",
-        lambda t: quietly(fn, t),
+        call=lambda t: quietly(fn, t),
         itemsize=itemsize,
         copies=1,
         reason="copy=True",

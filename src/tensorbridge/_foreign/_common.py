@@ -12,7 +12,7 @@ import torch
 
 from .._adapt import _ran, _step
 from .._errors import ConversionError, describe
-from .._plan import SIZE, Step, format_bytes
+from .._plan import SIZE, Step
 
 __all__ = ["SIZE", "adapted", "fixed", "guarded"]
 
@@ -26,26 +26,14 @@ def adapted(text: str, value: Any, reason: str = "") -> tuple[Step, Any]:
     return _ran(_step(text, itemsize if reason else 0, reason), value)
 
 
-class _Fixed(Step):
-    """A step whose size is known in bytes, not per element (a sparse copy)."""
-
-    __slots__ = ("_bytes",)
-
-    def __init__(self, text: str, nbytes: int, reason: str) -> None:
-        super().__init__(f"{text} ({format_bytes(nbytes)})", _unused, copies=1, reason=reason)
-        self._bytes = nbytes
-
-    def nbytes(self, numel: int) -> int:
-        return self._bytes
-
-
 def _unused(value: Any) -> Any:
     raise AssertionError("adapter steps run while planning")
 
 
 def fixed(text: str, value: Any, nbytes: int, reason: str) -> tuple[Step, Any]:
     """The adapter's step for a copy of ``nbytes`` bytes (not a per-element size)."""
-    return _ran(_Fixed(text, nbytes, reason), value)
+    step = Step(f"{text} ({SIZE})", call=_unused, nbytes=nbytes, copies=1, reason=reason)
+    return _ran(step, value)
 
 
 def guarded(obj: Any, what: str, fn: Callable[[], T]) -> T:

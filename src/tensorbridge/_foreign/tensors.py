@@ -85,7 +85,7 @@ def _to_step(name: str, source: torch.dtype, dtype: Any, device: Any) -> Step:
     what = ", ".join(x for x in (dtype and f"{source} → {dtype}", device and str(device)) if x)
     return Step(
         f"{name}.to({what}) ({SIZE})",
-        to,
+        call=to,
         itemsize=(dtype or source).itemsize,
         copies=1,
         reason=f"{name}.to({what})",
@@ -99,7 +99,7 @@ def _wrapper(t: Any, o: Any) -> LeafPlan:
     name = type(t).__name__
     steps: list[Step] = []
     if o.requires_grad is False and t.requires_grad:
-        steps.append(Step("detach from autograd (no copy)", _detach))
+        steps.append(Step("detach from autograd (no copy)", call=_detach))
     kind = "c" if t.dtype.is_complex else "f" if t.dtype.is_floating_point else "i"
     dtype = o.target_dtype(kind)
     dtype = None if dtype == t.dtype else dtype
@@ -108,7 +108,11 @@ def _wrapper(t: Any, o: Any) -> LeafPlan:
     if dtype is not None or device is not None:
         steps.append(_to_step(name, t.dtype, dtype, device))
     clone = Step(
-        f"{name}.clone() ({SIZE})", _clone, itemsize=final.itemsize, copies=1, reason="copy=True"
+        f"{name}.clone() ({SIZE})",
+        call=_clone,
+        itemsize=final.itemsize,
+        copies=1,
+        reason="copy=True",
     )
     try:
         steps = copy_mode(steps, o.copy, clone)
@@ -117,7 +121,7 @@ def _wrapper(t: Any, o: Any) -> LeafPlan:
     if o.requires_grad:
         if not (final.is_floating_point or final.is_complex):
             return LeafPlan((), error=lambda subject: _not_float(subject, final))
-        steps.append(Step("make the result require grad (no copy)", _require_grad))
+        steps.append(Step("make the result require grad (no copy)", call=_require_grad))
     return LeafPlan(steps)
 
 
