@@ -8,7 +8,7 @@ byte order, misaligned and ``ml_dtypes`` arrays are copied straight into the bat
 is allocated once (in shared memory inside a DataLoader worker).
 
 A collate is planned, then run: ``plan`` walks the samples' structure once and returns a tree
-whose fields (planned by ``_stack.plan_leaves``) are lists of ``SizedStep``s (allocate, fill);
+whose fields (planned by ``_stack.plan_leaves``) are lists of ``Step``s (allocate, fill);
 ``collate`` runs them and ``explain`` reports them, so what is explained is what runs.
 
 >>> import numpy as np
@@ -33,7 +33,7 @@ import torch.utils.data
 from ._api import EXPLAIN_TARGETS
 from ._dtypes import by_torch, torch_dtype
 from ._errors import ConversionError, UnsupportedInputError, describe
-from ._plan import Plan, SizedStep, compose, sized_plan
+from ._plan import Plan, Step, compose
 from ._stack import (
     NUMBERS,
     Field,
@@ -162,7 +162,7 @@ def _plan_values(column: Sequence[Any], suffix: str) -> Field:
     # list (or tuple), a tuple inside tuples, lists and namedtuples, a list inside mappings.
     values = tuple(column) if type(column) is tuple else list(column)
     kinds = sorted({"None" if x is None else type(x).__name__ for x in values})
-    step = SizedStep(f"keep {len(values)} values in a list (no copy)", const, values)
+    step = Step(f"keep {len(values)} values in a list (no copy)", const, values)
     return Field(f"batch{suffix}", f"{len(values)} × {'/'.join(kinds)}", [step])
 
 
@@ -322,7 +322,7 @@ def explain(samples: Sequence[Any], /, **kwargs: Any) -> Plan:
     batched = fields(tree)
     for f in batched:
         text = f.input if isinstance(f.input, str) else input_text(f.input)
-        leaves[f.path] = sized_plan("torch", text, f.steps)
+        leaves[f.path] = Plan.from_steps("torch", text, f.steps)
         if f.leaves:
             leaves.update(f.leaves)
     copies = sum(p.copies for p in leaves.values())

@@ -17,16 +17,7 @@ from typing import Any
 
 from ._errors import ConversionError, CopyRequiredError, describe
 
-__all__ = [
-    "LeafPlan",
-    "Plan",
-    "Refusal",
-    "SizedStep",
-    "Step",
-    "copy_mode",
-    "format_bytes",
-    "sized_plan",
-]
+__all__ = ["LeafPlan", "Plan", "Refusal", "Step", "copy_mode", "format_bytes"]
 
 SIZE = "{size}"  # replaced, in a step's text, by the bytes that step writes
 
@@ -410,67 +401,3 @@ class Plan:
             f"  = {self.copies} {noun}, {format_bytes(self.bytes_copied)} copied, {share}, {sync}"
         )
         return "\n".join(lines)
-
-
-# --- steps planned for one input (tensorbridge.image, collate) ---------------------------------
-
-
-class SizedStep(Step):
-    """A step planned for one given input, as ``tensorbridge.image`` and ``collate`` plan (per
-    call, never cached): ``action(value, arg)`` runs with the ``arg`` planned for that input
-    (``fn`` is it bound, a function of the value as for every step).
-
-    It writes ``size`` bytes when it copies, whatever element count a plan is sized for (its
-    plan is ``sized_plan(target, input, steps)``); ``text`` may be a function, called only when
-    read (``explain``, errors), so a conversion does not pay to describe itself.
-
-    >>> step = SizedStep(lambda: "negate (8 B)", lambda v, arg: -v * arg, 1, size=8, copies=1)
-    >>> step.fn(2), step.nbytes(0), step.text
-    (-2, 8, 'negate (8 B)')
-    """
-
-    __slots__ = ("_text", "action", "arg", "size")
-
-    def __init__(
-        self,
-        text: str | Callable[[], str],
-        action: Callable[[Any, Any], Any],
-        arg: Any = None,
-        *,
-        size: int = 0,
-        copies: int = 0,
-        reason: str = "",
-        syncs: bool = False,
-    ) -> None:
-        super().__init__("", _bound(action, arg), copies=copies, reason=reason, syncs=syncs)
-        self._text = text
-        self.action = action
-        self.arg = arg
-        self.size = size
-
-    @property
-    def text(self) -> str:
-        return self._text if isinstance(self._text, str) else self._text()
-
-    @text.setter
-    def text(self, text: str) -> None:
-        self._text = text
-
-    def nbytes(self, numel: int) -> int:
-        return self.size if self.copies else 0
-
-    def describe(self, numel: int) -> str:
-        return self.text
-
-
-def _bound(action: Callable[[Any, Any], Any], arg: Any) -> Callable[[Any], Any]:
-    return lambda value: action(value, arg)
-
-
-def sized_plan(target: str, input: Any, steps: Sequence[SizedStep]) -> Plan:
-    """The plan of running ``steps`` on the one input they were planned for (texts written
-    when first read, as every plan's)."""
-    copies = sum(s.copies for s in steps)
-    nbytes = sum(s.nbytes(0) for s in steps)
-    syncs = any(s.syncs for s in steps)
-    return Plan(target, input, steps, copies, nbytes, copies == 0, syncs)

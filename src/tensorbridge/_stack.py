@@ -2,8 +2,8 @@
 Python numbers, or any other input the core converts) → the steps that build its batch tensor.
 
 The leaves are surveyed once (dtype, shape, device; every check, with the sample that fails it
-named), then a field is planned as ``SizedStep``s: allocate the batch once (in shared memory inside
-a DataLoader worker), optionally pad it, and copy every sample into its slice in one pass that also
+named), then a field is planned as ``Step``s: allocate the batch once (in shared memory inside a
+DataLoader worker), optionally pad it, and copy every sample into its slice in one pass that also
 fixes byte order, negative strides, misalignment and read-only memory, and casts. ``ragged="list"``
 fields are instead each sample converted by ``to_torch``.
 
@@ -32,7 +32,7 @@ from ._api import explain as explain_one
 from ._api import to_numpy, to_torch
 from ._dtypes import by_numpy, by_torch, numpy_backed_empty
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from ._plan import Plan, SizedStep, format_bytes
+from ._plan import Plan, Step, format_bytes
 
 __all__ = [
     "NUMBERS",
@@ -70,7 +70,7 @@ class Field:
     __slots__ = ("input", "leaves", "path", "steps")
 
     def __init__(
-        self, path: str, input: Any, steps: list[SizedStep], leaves: dict[str, Plan] | None = None
+        self, path: str, input: Any, steps: list[Step], leaves: dict[str, Plan] | None = None
     ) -> None:
         self.path = path
         self.input = input  # the samples' leaves (described when explained), or a text
@@ -297,14 +297,14 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
     nbytes = math.prod(full) * target.itemsize
     sample_bytes = sum(math.prod(s) for s in shapes) * target.itemsize if ragged else nbytes
     if grad and not ragged:  # padding copies each sample in with copy_, which autograd records
-        step = SizedStep(
+        step = Step(
             lambda: (
                 "stack on the autograd graph (torch.stack, keeps the graph): "
                 + _fill_text(values, adapted, sources, target, n)
             ),
             _stack_on_graph,
             (values, target),
-            size=nbytes,
+            nbytes=nbytes,
             copies=1,
         )
         return Field(path, column, [step])
@@ -317,7 +317,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
         fill = _quiet_complex32(fill)
     where = " in shared memory (DataLoader worker)" if shared else ""
     steps = [
-        SizedStep(
+        Step(
             lambda: f"allocate batch {full} {target} on {device}{where} ({format_bytes(nbytes)})",
             _quiet_complex32(_allocate) if target is _COMPLEX32 else _allocate,
             (full, target, device, shared),
@@ -325,14 +325,14 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
     ]
     if ragged:
         steps.append(
-            SizedStep(
+            Step(
                 lambda: f"fill with pad_value={o.pad_value!r} ({format_bytes(nbytes)} written)",
                 _fill,
                 (o.pad_value, path),
             )
         )
     steps.append(
-        SizedStep(
+        Step(
             lambda: (
                 f"copy {n} samples into the batch, one copy each "
                 f"({format_bytes(sample_bytes)}; {how}): "
@@ -340,7 +340,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
             ),
             fill,
             FillArg(values, cast, shapes if ragged else None, suffix),
-            size=sample_bytes,
+            nbytes=sample_bytes,
             copies=1,
         )
     )
@@ -432,7 +432,7 @@ def _plan_list(column: Sequence[Any], path: str, o: Options, explaining: bool) -
         if explaining
         else None
     )
-    step = SizedStep(
+    step = Step(
         f"ragged: a list of {len(column)} per-sample tensors (to_torch of each sample)",
         _to_torch_each,
         (column, kw),

@@ -1,8 +1,8 @@
 """What the image conversions share: resolving arguments, running steps, checking values.
 
-Every conversion is planned as a list of ``SizedStep``s and run by ``run_steps`` (through the
-core's step runner, ``_plan.compose``); ``explain`` returns the same steps unrun, so what it reports
-is what runs.
+Every conversion is planned as a list of ``Step``s and run by ``run_steps`` (through the core's
+step runner, ``_plan.compose``); ``explain`` returns the same steps unrun, so what it reports is
+what runs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._errors import ConversionError
-from .._plan import SizedStep, compose
+from .._plan import Step, compose
 
 __all__ = [
     "check_choice",
@@ -101,7 +101,7 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
-def run_steps(steps: Sequence[SizedStep], value: Any, what: str = "") -> Any:
+def run_steps(steps: Sequence[Step], value: Any, what: str = "") -> Any:
     """Run ``steps`` in order on ``value`` (the one place a conversion's steps execute).
 
     A failure inside Pillow, NumPy or PyTorch becomes a ``ConversionError`` naming the input

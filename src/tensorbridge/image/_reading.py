@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from .._plan import Plan, SizedStep, format_bytes, sized_plan
+from .._plan import Plan, Step, format_bytes
 from . import _common
 from ._modes import MODES, RAW_ONLY, describe_image, pillow_nbytes
 from ._store import Store
@@ -114,7 +114,7 @@ class Item:
     name: str  # how messages name it: the input, or img[3] in a batch
     what: str  # description of the input
     source: Any  # the PIL image or ndarray the steps start from
-    steps: list[SizedStep] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     shape: tuple[int, ...] = ()
     dtype: np.dtype[Any] = field(default_factory=lambda: np.dtype(np.uint8))  # native pixels
     summary: str = ""  # "RGB 64×48" for batch mismatch messages
@@ -343,12 +343,12 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
         )
     if _not_loaded(img):
         item.steps.append(
-            SizedStep(
+            Step(
                 f"decode {img.format or 'the file'} with Pillow "
                 f"({format_bytes(pillow_nbytes(mode, size))})",
                 _decode,
                 index,
-                size=pillow_nbytes(mode, size),
+                nbytes=pillow_nbytes(mode, size),
                 copies=1,
             )
         )
@@ -358,38 +358,38 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
             size = (size[1], size[0])
         n = pillow_nbytes(mode, size)
         item.steps.append(
-            SizedStep(
+            Step(
                 f"apply EXIF orientation {orientation} ({name}) with Pillow, as a "
                 f"viewer shows it ({format_bytes(n)})",
                 _transpose,
                 (index, method),
-                size=n,
+                nbytes=n,
                 copies=1,
             )
         )
     target = opts.mode or mode
     if target != mode:
         _check_convertible(what, mode, target)
-        still_theirs = not any(step.action is _transpose for step in item.steps)
+        still_theirs = not any(step.fn is _transpose for step in item.steps)
         copy_first = mode in ("P", "PA") and "transparency" in img.info and still_theirs
         n = pillow_nbytes(target, size)
         item.steps.append(
-            SizedStep(
+            Step(
                 f"convert mode {mode} → {target} with Pillow ({format_bytes(n)})",
                 _convert,
                 (index, target, copy_first),
-                size=n,
+                nbytes=n,
                 copies=1,
             )
         )
     if target == "LAB":  # Pillow's raw LAB packer re-signs a/b; getpixel gives the stored bytes
         n = pillow_nbytes(target, size)
         item.steps.append(
-            SizedStep(
+            Step(
                 f"copy the LAB bands as Pillow stores them ({format_bytes(n)})",
                 _lab_bands,
                 index,
-                size=n,
+                nbytes=n,
                 copies=1,
             )
         )
@@ -440,7 +440,7 @@ def _check_convertible(what: str, mode: str, target: str) -> None:
         ) from None
 
 
-def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int) -> SizedStep:
+def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int) -> Step:
     """The step that reads an image's pixels into the output, once the output dtype is known."""
     assert item.read is not None
     row, expand, channels = item.read
@@ -454,11 +454,11 @@ def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int
     )
     raw_dtype = np.dtype(np.uint8) if row.name == "1" else row.dtype  # mode 1 is read as L bytes
     spec = ReadSpec(index, row.raw, raw_dtype, row.channels, expand, channels, store, batch)
-    return SizedStep(
+    return Step(
         lambda: f"read pixels from Pillow ({how}{swap}), {store.text} ({format_bytes(out_bytes)})",
         _read,
         spec,
-        size=out_bytes,
+        nbytes=out_bytes,
         copies=1,
     )
 
@@ -492,22 +492,22 @@ class Planned:
     batch: bool
     out_shape: tuple[int, ...] | None  # None: the result is a view of the input array
     out_dtype: np.dtype[Any] | None
-    final: list[SizedStep]
+    final: list[Step]
 
     def plan(self, target: str) -> Plan:
         """The ``Plan`` explain returns (a batch holds each image's plan by index)."""
         if self.batch and self.items:
             leaves = {
-                it.name: sized_plan(target, it.what.removeprefix(f"{it.name} = "), it.steps)
+                it.name: Plan.from_steps(target, it.what.removeprefix(f"{it.name} = "), it.steps)
                 for it in self.items
             }
-            final = sized_plan(target, self.what, self.final)
+            final = Plan.from_steps(target, self.what, self.final)
             copies = sum(p.copies for p in leaves.values()) + final.copies
             nbytes = sum(p.bytes_copied for p in leaves.values()) + final.bytes_copied
             syncs = final.syncs_device
-            return Plan(target, self.what, final.steps, copies, nbytes, copies == 0, syncs, leaves)
+            return Plan(target, self.what, self.final, copies, nbytes, copies == 0, syncs, leaves)
         steps = [s for it in self.items for s in it.steps] + self.final
-        return sized_plan(target, self.what, steps)
+        return Plan.from_steps(target, self.what, steps)
 
 
 def _items(img: Any, stack: contextlib.ExitStack) -> tuple[list[tuple[str, Any, str]], bool]:
@@ -591,11 +591,11 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
         if isinstance(item.source, np.ndarray):
             swap = "" if item.source.dtype.isnative else ", byte swap to native"
             item.steps.append(
-                SizedStep(
+                Step(
                     f"copy pixels{swap}, {store.text} ({format_bytes(per_item)})",
                     _read_array,
                     (i, store, batch),
-                    size=per_item,
+                    nbytes=per_item,
                     copies=1,
                 )
             )
@@ -618,11 +618,11 @@ def _plan_nhwc(item: Item, opts: Options) -> Planned:
     store = Store(a.dtype, out_np, opts.scale, item.what)
     n = a.size * out_np.itemsize
     item.steps.append(
-        SizedStep(
+        Step(
             f"copy pixels, {store.text} ({format_bytes(n)})",
             _read_array,
             (0, store, False),
-            size=n,
+            nbytes=n,
             copies=1,
         )
     )
@@ -643,10 +643,10 @@ def _out_dtype(pixels: np.dtype[Any], opts: Options) -> tuple[np.dtype[Any], tor
 
 def _view_steps(
     add_channel: bool, opts: Options, shape: tuple[int, ...], dtype: np.dtype[Any]
-) -> list[SizedStep]:
+) -> list[Step]:
     steps = []
     if add_channel:
-        steps.append(SizedStep("view HW as HW × 1 channel (no copy)", _add_channel))
+        steps.append(Step("view HW as HW × 1 channel (no copy)", _add_channel))
     return steps + _final_steps(opts, shape, dtype, None, input_view=True)
 
 
@@ -661,32 +661,32 @@ def _final_steps(
     dtype: np.dtype[Any],
     staged: torch.dtype | None,
     input_view: bool = False,
-) -> list[SizedStep]:
-    steps: list[SizedStep] = []
+) -> list[Step]:
+    steps: list[Step] = []
     n = math.prod(shape)
     if opts.to == "torch":
-        steps.append(SizedStep("view as torch.Tensor (no copy)", _as_tensor))
+        steps.append(Step("view as torch.Tensor (no copy)", _as_tensor))
         if staged is not None:
             nb = n * staged.itemsize
             steps.append(
-                SizedStep(
+                Step(
                     f"round float32 → {staged} ({format_bytes(nb)})",
                     _cast_staged,
                     (staged, opts.scale),
-                    size=nb,
+                    nbytes=nb,
                     copies=1,
                 )
             )
     if opts.layout == "CHW":
-        steps.append(SizedStep("view HWC as CHW (no copy)", _to_chw))
+        steps.append(Step("view HWC as CHW (no copy)", _to_chw))
     if opts.to == "torch" and opts.device is not None and opts.device.type != "cpu":
         nb = n * (staged.itemsize if staged is not None else dtype.itemsize)
         steps.append(
-            SizedStep(
+            Step(
                 f"copy cpu → {opts.device} ({format_bytes(nb)})",
                 _to_device,
                 opts.device,
-                size=nb,
+                nbytes=nb,
                 copies=1,
                 syncs=True,
             )

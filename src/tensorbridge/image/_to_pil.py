@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from .._plan import Plan, SizedStep, format_bytes, sized_plan
+from .._plan import Plan, Step, format_bytes
 from . import _common
 from ._modes import TO_PIL_MODES, pillow_nbytes
 
@@ -220,7 +220,7 @@ def _range_error(a: np.ndarray, target: Target) -> LossyConversionError:
     )
 
 
-def _check_tensor(x: torch.Tensor, what: str, steps: list[SizedStep]) -> np.dtype[Any]:
+def _check_tensor(x: torch.Tensor, what: str, steps: list[Step]) -> np.dtype[Any]:
     """Steps that bring a tensor to a host ndarray; its NumPy dtype."""
     if x.is_complex():
         raise UnsupportedInputError(
@@ -231,14 +231,14 @@ def _check_tensor(x: torch.Tensor, what: str, steps: list[SizedStep]) -> np.dtyp
             f"{what} holds no dense pixel values here; pass a dense tensor (x.to_dense())"
         )
     if x.requires_grad:
-        steps.append(SizedStep("detach from autograd (no copy)", _detach))
+        steps.append(Step("detach from autograd (no copy)", _detach))
     nbytes = x.numel() * x.element_size()
     if x.device.type != "cpu":
         steps.append(
-            SizedStep(
+            Step(
                 f"copy {x.device} → cpu ({format_bytes(nbytes)})",
                 _to_cpu,
-                size=nbytes,
+                nbytes=nbytes,
                 copies=1,
                 syncs=True,
             )
@@ -249,24 +249,24 @@ def _check_tensor(x: torch.Tensor, what: str, steps: list[SizedStep]) -> np.dtyp
             raise UnsupportedInputError(f"{what}: {x.dtype} values are not pixels")
         n = x.numel() * 4
         steps.append(
-            SizedStep(
-                f"widen {x.dtype} → float32 (exact, {format_bytes(n)})", _widen, size=n, copies=1
+            Step(
+                f"widen {x.dtype} → float32 (exact, {format_bytes(n)})", _widen, nbytes=n, copies=1
             )
         )
         np_dtype = np.dtype(np.float32)
-    steps.append(SizedStep("view as numpy.ndarray (no copy)", _as_numpy))
+    steps.append(Step("view as numpy.ndarray (no copy)", _as_numpy))
     return np_dtype
 
 
 def _plan(
     x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any
-) -> tuple[str, list[SizedStep]]:
+) -> tuple[str, list[Step]]:
     overflow = _common.check_choice("overflow", overflow, ("error", "clip"))
     vr = _check_range(value_range)
     if mode is not None and not isinstance(mode, str):
         raise TypeError(f"mode must be a Pillow mode name, not {mode!r}")
     what = describe(x)
-    steps: list[SizedStep] = []
+    steps: list[Step] = []
     if isinstance(x, torch.Tensor):
         default = "CHW"
         dtype = _check_tensor(x, what, steps)
@@ -323,7 +323,7 @@ def _plan(
         how = ", CHW → HWC" if first and c > 1 else ""
         cast = f", {dtype} → {pixel.name}" if pixel.str != dtype.str else ""
         text = f"copy rows into {count} (mode {mode_name}{how}{cast}, {format_bytes(nbytes)})"
-    steps.append(SizedStep(text, _build, target, size=nbytes, copies=1))
+    steps.append(Step(text, _build, target, nbytes=nbytes, copies=1))
     return what, steps
 
 
@@ -336,4 +336,4 @@ def run(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Any:
 def explain(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> Plan:
     """The plan ``run`` executes for ``x``."""
     what, steps = _plan(x, layout, value_range, overflow, mode)
-    return sized_plan("pil", what, steps)
+    return Plan.from_steps("pil", what, steps)
