@@ -7,8 +7,8 @@ listed by ``cases()`` for ``tensorbridge bench``:
 - ``small_d2h`` / ``small_h2d``: 1,000 small leaves; target ≥ 5× faster than the idiom;
 - ``large_d2h`` / ``large_h2d``: 10 large leaves, also as a fraction of the pinned bandwidth
   measured in the same run with one large ``copy_``; target ≥ 85 %;
-- ``sweep_threshold`` / ``sweep_chunk``: the measurements behind ``SMALL_LEAF_BYTES`` and
-  ``CHUNK_BYTES`` in ``tensorbridge._transfer``.
+- ``sweep_threshold`` / ``sweep_chunk``: the measurements behind ``SMALL_ITEM_BYTES`` and
+  ``STAGING_CHUNK_BYTES`` in ``tensorbridge._transfer_plan``.
 
 >>> [name for name, _ in cases()][:2]
 ['small_d2h', 'small_h2d']
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from tensorbridge import _transfer as tr
+from tensorbridge import _transfer_plan as tp
 
 Result = dict[str, Any]
 
@@ -137,17 +138,17 @@ SWEEP_SIZES = (1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 
 def sweep_threshold(sizes: tuple[int, ...] = SWEEP_SIZES) -> Result:
     """Per leaf size: 64 leaves packed into one copy against 64 direct copies (device → host)."""
     out: Result = {}
-    saved = tr.SMALL_LEAF_BYTES
+    saved = tp.SMALL_ITEM_BYTES
     try:
         for size in sizes:
             tensors = [torch.randn(size // 4, device="cuda") for _ in range(64)]
-            tr.SMALL_LEAF_BYTES = size  # packed
+            tp.SMALL_ITEM_BYTES = size  # packed
             packed = _time(functools.partial(tr.to_host, tensors))
-            tr.SMALL_LEAF_BYTES = size - 1  # direct
+            tp.SMALL_ITEM_BYTES = size - 1  # direct
             direct = _time(functools.partial(tr.to_host, tensors))
             out[f"{size}B_packed_over_direct"] = packed / direct
     finally:
-        tr.SMALL_LEAF_BYTES = saved
+        tp.SMALL_ITEM_BYTES = saved
     return out
 
 
@@ -156,15 +157,15 @@ def sweep_chunk(chunks: tuple[int, ...] = (4 << 20, 16 << 20, 64 << 20)) -> Resu
     ceiling = pinned_bandwidth()["h2d_bytes_per_s"]
     src = torch.randn(256 << 18)  # 256 MiB
     out: Result = {"pageable_direct": src.nbytes / _time(lambda: src.to("cuda")) / ceiling}
-    saved = tr.CHUNK_BYTES
+    saved = tp.STAGING_CHUNK_BYTES
     try:
         for chunk in chunks:
-            tr.CHUNK_BYTES = chunk
+            tp.STAGING_CHUNK_BYTES = chunk
             out[f"chunk_{chunk >> 20}MiB"] = (
                 src.nbytes / _time(lambda: tr.to_device([src], "cuda")) / ceiling
             )
     finally:
-        tr.CHUNK_BYTES = saved
+        tp.STAGING_CHUNK_BYTES = saved
     return out
 
 

@@ -725,6 +725,20 @@ def test_explain_reports_what_runs(monkeypatch):
         assert fix in text, fix
 
 
+
+def test_core_step_recorder_sees_what_collate_runs():
+    """The core's step recorder (``tracing``) sees exactly the steps ``explain`` lists, in order."""
+    from tensorbridge._plan import tracing
+
+    samples = [{"x": np.ones((2, 3))[:, ::-1], "y": i, "name": f"s{i}"} for i in range(4)]
+    plan = tb.explain(samples, to="collate")
+    with tracing() as executed:
+        batch = tb.collate(samples)
+    listed = [text for leaf in plan.leaves.values() for text in leaf.steps]
+    assert [step.text for step, _ in executed] == listed
+    assert executed[-1][1] == ["s0", "s1", "s2", "s3"]
+    assert batch["name"] == ["s0", "s1", "s2", "s3"]
+
 def test_explain_raises_what_collate_raises():
     """For an input collate refuses, explain raises the same error."""
     samples = [{"x": np.ones(2)}, {"x": np.ones(3)}]

@@ -407,6 +407,19 @@ def test_explain_reports_the_steps_that_run(monkeypatch, name, make, kwargs, to)
         assert plan.copies >= 1 and plan.bytes_copied > 0
 
 
+@pytest.mark.parametrize(("name", "make", "kwargs"), CALLS, ids=[c[0] for c in CALLS])
+def test_core_step_recorder_sees_the_image_steps(name, make, kwargs):
+    """The core's step recorder (``tracing``) sees exactly the steps ``explain`` lists."""
+    from tensorbridge._plan import tracing
+
+    x = make()
+    plan = ti.explain(x, to="torch", **kwargs)
+    with tracing() as executed:
+        ti.to_torch(x, **kwargs)
+    listed = [s for leaf in plan.leaves.values() for s in leaf.steps] + list(plan.steps)
+    assert [step.text for step, _ in executed] == listed
+
+
 def test_explain_names_palette_swap_and_view():
     """explain says when it expands a palette, swaps bytes and views HWC as CHW."""
     text = "\n".join(ti.explain(_transparent_p()).steps)

@@ -14,7 +14,7 @@ import torch
 import tensorbridge as tb
 from helpers import quiet
 
-OPTIONAL = ["jax", "cupy", "tensorflow", "pandas", "PIL", "xarray"]
+OPTIONAL = ["jax", "cupy", "tensorflow", "pandas", "PIL", "xarray", "scipy", "h5py"]
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
@@ -28,7 +28,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_import_loads_no_optional_framework():
-    """``import tensorbridge`` loads none of jax, cupy, tensorflow, pandas, PIL, xarray."""
+    """``import tensorbridge`` loads no optional framework (jax, pandas, scipy, h5py, ...)."""
     proc = _run(
         f"""
         import sys
@@ -51,6 +51,11 @@ def test_conversions_load_no_optional_framework():
         tb.to_numpy({{"a": torch.ones(2), "b": [np.ones(2)]}})
         tb.to_torch({{"a": np.ones(2), "b": (torch.ones(1),)}})
         tb.to_python(torch.ones(2)); tb.item(np.ones(1)); tb.explain(np.ones(2), to="torch")
+        for refused in ((x for x in [1]), {1}, None):
+            try:
+                tb.to_numpy(refused)
+            except tb.ConversionError:
+                pass
         loaded = [m for m in {OPTIONAL!r} if m in sys.modules]
         print(",".join(loaded))
         """

@@ -10,8 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tensorbridge import _batches, _to_numpy, _to_torch
 from tensorbridge import _transfer as tr
+from tensorbridge import _transfer_plan as tp
 from tensorbridge._dtypes import TABLE
+from tensorbridge._options import NUMPY_DEFAULT, Options
+from tensorbridge._planner import decide
 
 DTYPES = [row.torch for row in TABLE]
 DTYPE_IDS = [f"torch-{row.tag}" for row in TABLE]
@@ -43,16 +47,16 @@ def bits(t: torch.Tensor) -> bytes:
     return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
-def leaf(index: int, nbytes: int, *, itemsize: int = 4, device: str = "cuda:0", **kw) -> tr.Leaf:
+def leaf(index: int, nbytes: int, *, itemsize: int = 4, device: str = "cuda:0", **kw) -> tp.Item:
     """A float-like leaf description of ``nbytes`` bytes."""
     dtype = {1: torch.uint8, 2: torch.float16, 4: torch.float32, 8: torch.float64}[itemsize]
     dense = kw.pop("dense", True)
-    return tr.Leaf(index, device, dtype, (nbytes // itemsize,), itemsize, nbytes, dense, **kw)
+    return tp.Item(index, device, dtype, (nbytes // itemsize,), itemsize, nbytes, dense, **kw)
 
 
 def round_trip_cpu(tensors: list[torch.Tensor]) -> dict[int, torch.Tensor]:
     """Pack ``tensors`` into CPU buffers with their layout and unpack them again, by index."""
-    lay = tr.layout([tr.leaf_of(i, t) for i, t in enumerate(tensors)], "cpu")
+    lay = tp.route([tp.item_of(i, t) for i, t in enumerate(tensors)], "cpu")
     out = {}
     for pack in lay.packs:
         buf = torch.empty(pack.nbytes, dtype=torch.uint8)
@@ -77,7 +81,7 @@ leaf_specs = st.lists(
 def test_packed_slots_tile_the_buffer_and_are_aligned(specs):
     """Slots of a pack are back to back, fill it exactly, and sit at multiples of their itemsize."""
     leaves = [leaf(i, n * size, itemsize=size, dense=d) for i, (size, n, d) in enumerate(specs)]
-    lay = tr.layout(leaves, "cuda:0")
+    lay = tp.route(leaves, "cuda:0")
     sizes = {lf.pos: lf.itemsize for lf in leaves}
     for pack in lay.packs:
         offset = 0
@@ -93,7 +97,7 @@ def test_packed_slots_tile_the_buffer_and_are_aligned(specs):
 def test_layout_places_every_leaf_exactly_once(specs):
     """Each leaf is in exactly one of: a pack, the direct list, the empty list."""
     leaves = [leaf(i, n * size, itemsize=size, dense=d) for i, (size, n, d) in enumerate(specs)]
-    lay = tr.layout(leaves, "cuda:0")
+    lay = tp.route(leaves, "cuda:0")
     placed = [s.pos for p in lay.packs for s in p.slots] + list(lay.direct) + list(lay.empty)
     assert sorted(placed) == list(range(len(leaves)))
 
@@ -103,7 +107,7 @@ def test_layout_places_every_leaf_exactly_once(specs):
 def test_runs_and_strided_slots_partition_each_pack(specs):
     """A pack's dense runs and strided slots hold each of its slots once, with matching bytes."""
     leaves = [leaf(i, n * size, itemsize=size, dense=d) for i, (size, n, d) in enumerate(specs)]
-    for pack in tr.layout(leaves, "cuda:0").packs:
+    for pack in tp.route(leaves, "cuda:0").packs:
         by_index = {s.pos: s for s in pack.slots}
         in_runs = [i for run in pack.runs for i in run.indices]
         assert sorted(in_runs + [s.pos for s in pack.strided]) == sorted(by_index)
@@ -116,22 +120,22 @@ def test_runs_and_strided_slots_partition_each_pack(specs):
 
 def test_leaves_over_the_threshold_go_direct():
     """Leaves larger than the small-leaf threshold are copied one by one, smaller ones packed."""
-    leaves = [leaf(0, 64), leaf(1, tr.SMALL_LEAF_BYTES), leaf(2, tr.SMALL_LEAF_BYTES + 4)]
-    lay = tr.layout(leaves, "cuda:0")
+    leaves = [leaf(0, 64), leaf(1, tp.SMALL_ITEM_BYTES), leaf(2, tp.SMALL_ITEM_BYTES + 4)]
+    lay = tp.route(leaves, "cuda:0")
     assert lay.direct == (2,)
     assert [s.pos for s in lay.packs[0].slots] == [0, 1]
 
 
 def test_zero_byte_leaves_are_only_allocated():
     """Leaves without elements are neither packed nor copied."""
-    lay = tr.layout([leaf(0, 0), leaf(1, 8), leaf(2, 8)], "cuda:0")
+    lay = tp.route([leaf(0, 0), leaf(1, 8), leaf(2, 8)], "cuda:0")
     assert lay.empty == (0,)
     assert [s.pos for s in lay.packs[0].slots] == [1, 2]
 
 
 def test_a_pack_of_one_leaf_goes_direct():
     """A lone small leaf is copied directly, since packing it would add a pass for nothing."""
-    lay = tr.layout([leaf(0, 8), leaf(1, 2 * tr.SMALL_LEAF_BYTES)], "cuda:0")
+    lay = tp.route([leaf(0, 8), leaf(1, 2 * tp.SMALL_ITEM_BYTES)], "cuda:0")
     assert lay.packs == ()
     assert lay.direct == (0, 1)
 
@@ -139,7 +143,7 @@ def test_a_pack_of_one_leaf_goes_direct():
 def test_packs_respect_the_size_limit():
     """Small leaves beyond one pack's limit spill into further packs, none over the limit."""
     leaves = [leaf(i, 1000) for i in range(100)]
-    lay = tr.layout(leaves, "cuda:0", pack_limit=10_000)
+    lay = tp.route(leaves, "cuda:0", pack_limit=10_000)
     assert len(lay.packs) == 10
     assert all(p.nbytes <= 10_000 for p in lay.packs)
 
@@ -147,7 +151,7 @@ def test_packs_respect_the_size_limit():
 def test_larger_items_come_first_in_a_pack():
     """Slots are ordered by decreasing item size, inputs in order within one size."""
     leaves = [leaf(0, 3, itemsize=1), leaf(1, 8, itemsize=8), leaf(2, 4, itemsize=4), leaf(3, 8)]
-    slots = tr.layout(leaves, "cuda:0").packs[0].slots
+    slots = tp.route(leaves, "cuda:0").packs[0].slots
     assert [s.pos for s in slots] == [1, 2, 3, 0]
 
 
@@ -165,8 +169,8 @@ def test_larger_items_come_first_in_a_pack():
 def test_runs_pack_exotic_dtypes_through_a_same_size_integer(dtype, carrier):
     """Dtypes without a universally supported cat are packed as an integer of their size."""
     t = torch.zeros(8, dtype=torch.uint8).view(dtype)
-    leaves = [tr.leaf_of(i, t) for i in range(2)]
-    (run,) = tr.layout(leaves, "cpu").packs[0].runs
+    leaves = [tp.item_of(i, t) for i in range(2)]
+    (run,) = tp.route(leaves, "cpu").packs[0].runs
     assert run.dtype == carrier
 
 
@@ -245,7 +249,7 @@ def test_unflatten_paths_agree():
 def test_plan_of_many_small_leaves_is_one_pack_one_copy_one_sync():
     """1,000 small CUDA leaves move as one packed buffer, one copy and one synchronisation."""
     leaves = [leaf(i, 4096) for i in range(1000)]
-    plan, _ = tr.plan_leaves_to_host(leaves)
+    plan, _ = tp.plan_items_to_host(leaves)
     assert (plan.copies, plan.syncs, plan.bytes_copied) == (2, 1, 2 * 4096 * 1000)
     assert plan.steps == (
         "pack 1,000 leaves (3.9 MiB) into one cuda:0 buffer",
@@ -265,7 +269,7 @@ def test_plan_to_host_synchronises_once_per_device():
         leaf(4, 64, device="mps:0"),
         leaf(5, 64, device="mps:0"),
     ]
-    plan, layouts = tr.plan_leaves_to_host(leaves)
+    plan, layouts = tp.plan_items_to_host(leaves)
     assert [lay.device for lay in layouts] == ["cuda:0", "cuda:1"]
     assert plan.syncs == 2 + 2
     assert plan.copies == 2 + 2 + 2
@@ -274,9 +278,9 @@ def test_plan_to_host_synchronises_once_per_device():
 
 def test_plan_to_host_counts_direct_and_strided_leaves():
     """Large dense leaves cost one copy each; large strided ones a contiguous pass first."""
-    big = 4 * tr.SMALL_LEAF_BYTES
+    big = 4 * tp.SMALL_ITEM_BYTES
     leaves = [leaf(0, big), leaf(1, big, dense=False), leaf(2, 0)]
-    plan, _ = tr.plan_leaves_to_host(leaves)
+    plan, _ = tp.plan_items_to_host(leaves)
     assert plan.copies == 3 and plan.syncs == 1
     assert plan.bytes_copied == 3 * big
     assert plan.leaf_copies == (1, 2, 0)
@@ -286,8 +290,8 @@ def test_plan_to_host_counts_direct_and_strided_leaves():
 def test_plan_to_device_blocking_and_non_blocking():
     """Host → CUDA waits once when blocking and never when non-blocking."""
     leaves = [leaf(i, 256, device="cpu") for i in range(10)]
-    blocking, _ = tr.plan_leaves_to_device(leaves, "cuda:0", non_blocking=False)
-    asynchronous, _ = tr.plan_leaves_to_device(leaves, "cuda:0", non_blocking=True)
+    blocking, _ = tp.plan_items_to_device(leaves, "cuda:0", non_blocking=False)
+    asynchronous, _ = tp.plan_items_to_device(leaves, "cuda:0", non_blocking=True)
     assert (blocking.copies, blocking.syncs) == (2, 1)
     assert (asynchronous.copies, asynchronous.syncs) == (2, 0)
     assert "no synchronisation" in asynchronous.steps[-1]
@@ -295,8 +299,8 @@ def test_plan_to_device_blocking_and_non_blocking():
 
 def test_plan_to_device_streams_large_leaves_in_chunks():
     """A large pageable leaf is staged in pinned chunks: one fill and one copy per chunk."""
-    nbytes = 2 * tr.CHUNK_BYTES + 8
-    plan, _ = tr.plan_leaves_to_device([leaf(0, nbytes, device="cpu")], "cuda:0", non_blocking=True)
+    nbytes = 2 * tp.STAGING_CHUNK_BYTES + 8
+    plan, _ = tp.plan_items_to_device([leaf(0, nbytes, device="cpu")], "cuda:0", non_blocking=True)
     assert plan.copies == 6
     assert plan.bytes_copied == 2 * nbytes
     assert plan.leaf_copies == (2,)
@@ -304,10 +308,10 @@ def test_plan_to_device_streams_large_leaves_in_chunks():
 
 def test_plan_to_device_copies_pinned_leaves_directly_only_when_blocking():
     """A caller's pinned leaf is read by the copy itself only if the call waits for it."""
-    nbytes = 2 * tr.SMALL_LEAF_BYTES
+    nbytes = 2 * tp.SMALL_ITEM_BYTES
     pinned = [leaf(0, nbytes, device="cpu", pinned=True)]
-    blocking, _ = tr.plan_leaves_to_device(pinned, "cuda:0", non_blocking=False)
-    asynchronous, _ = tr.plan_leaves_to_device(pinned, "cuda:0", non_blocking=True)
+    blocking, _ = tp.plan_items_to_device(pinned, "cuda:0", non_blocking=False)
+    asynchronous, _ = tp.plan_items_to_device(pinned, "cuda:0", non_blocking=True)
     assert blocking.leaf_copies == (1,)
     assert asynchronous.leaf_copies == (2,)
 
@@ -315,26 +319,24 @@ def test_plan_to_device_copies_pinned_leaves_directly_only_when_blocking():
 def test_plan_to_device_other_sources_and_targets():
     """Leaves already there cost nothing; other devices and non-CUDA targets go leaf by leaf."""
     leaves = [leaf(0, 64, device="cuda:0"), leaf(1, 64, device="cuda:1"), leaf(2, 64, device="cpu")]
-    plan, _ = tr.plan_leaves_to_device(leaves, "cuda:0", non_blocking=False)
+    plan, _ = tp.plan_items_to_device(leaves, "cuda:0", non_blocking=False)
     assert plan.leaf_copies == (0, 1, 2)  # staged, then copied
-    mps, lay_mps = tr.plan_leaves_to_device(
-        [leaf(0, 64, device="cpu")], "mps:0", non_blocking=False
-    )
+    mps, lay_mps = tp.plan_items_to_device([leaf(0, 64, device="cpu")], "mps:0", non_blocking=False)
     assert lay_mps is None and (mps.copies, mps.syncs) == (1, 1)
 
 
 def test_plan_to_host_of_tensors_matches_leaf_plan():
     """plan_to_host on real tensors describes them as plan_leaves_to_host does."""
     tensors = [torch.zeros(3), torch.zeros(4, 4).t(), torch.zeros(0)]
-    plan = tr.plan_to_host(tensors)
-    expected, _ = tr.plan_leaves_to_host([tr.leaf_of(i, t) for i, t in enumerate(tensors)])
+    plan = tp.plan_to_host(tensors)
+    expected, _ = tp.plan_items_to_host([tp.item_of(i, t) for i, t in enumerate(tensors)])
     assert plan == expected
     assert (plan.copies, plan.syncs, plan.leaf_copies) == (1, 0, (0, 1, 0))
 
 
 def test_plan_to_device_without_cuda_still_plans():
     """Planning a CUDA target needs no GPU (explain works on any machine)."""
-    plan = tr.plan_to_device([torch.zeros(8), torch.ones(8)], "cuda:0", non_blocking=False)
+    plan = tp.plan_to_device([torch.zeros(8), torch.ones(8)], "cuda:0", non_blocking=False)
     assert plan.copies == 2 and plan.syncs == 1
     assert str(plan).startswith("2 copies, 128 B, 1 synchronisation\n")
 
@@ -386,10 +388,11 @@ def simulated_cuda(monkeypatch):
         return torch.empty(nbytes, dtype=torch.uint8)
 
     monkeypatch.setattr(tr, "_pinned", fake_pinned)
+    monkeypatch.setattr(tr, "_device_bytes", lambda n, device: torch.empty(n, dtype=torch.uint8))
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: None)
-    monkeypatch.setattr(tr, "SMALL_LEAF_BYTES", 256)
-    monkeypatch.setattr(tr, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(tp, "SMALL_ITEM_BYTES", 256)
+    monkeypatch.setattr(tp, "STAGING_CHUNK_BYTES", 1000)
     FakeEvent.recorded = FakeEvent.waited = 0
     return pinned
 
@@ -407,8 +410,8 @@ def simulated_batch(seed: int) -> list[torch.Tensor]:
 def test_simulated_device_to_host_is_bit_exact(simulated_cuda):
     """The device → host orchestration (packs, direct leaves, empties) is bit-exact."""
     tensors = simulated_batch(seed=7)
-    leaves = [tr.leaf_of(i, t) for i, t in enumerate(tensors)]
-    lay = tr.layout(leaves, "cpu")
+    leaves = [tp.item_of(i, t) for i, t in enumerate(tensors)]
+    lay = tp.route(leaves, "cpu")
     assert lay.packs and lay.direct and lay.empty
     out: list[torch.Tensor | None] = [None] * len(tensors)
     event = tr._cuda_to_host(tensors, lay, out)
@@ -425,11 +428,11 @@ def test_simulated_device_to_host_is_bit_exact(simulated_cuda):
 def test_simulated_host_to_device_is_bit_exact(simulated_cuda, non_blocking):
     """The host → device orchestration (packs, chunked, whole, pinned leaves) is bit-exact."""
     tensors = simulated_batch(seed=11)
-    leaves = [tr.leaf_of(i, t) for i, t in enumerate(tensors)]
+    leaves = [tp.item_of(i, t) for i, t in enumerate(tensors)]
     leaves[0] = leaves[0]._replace(pinned=True)  # a caller's pinned leaf
-    plan, lay = tr.plan_leaves_to_device(leaves, "cuda:0", non_blocking=non_blocking)
+    plan, lay = tp.plan_items_to_device(leaves, "cuda:0", non_blocking=non_blocking)
     assert lay is not None
-    kinds = tr._direct_kinds(lay, {lf.pos: lf for lf in leaves}, non_blocking)
+    kinds = tp.direct_kinds(lay, {lf.pos: lf for lf in leaves}, non_blocking)
     assert kinds["chunked"] and kinds["whole"]
     assert bool(kinds["pinned"]) is not non_blocking
     out: list[torch.Tensor | None] = [None] * len(tensors)
@@ -438,7 +441,7 @@ def test_simulated_host_to_device_is_bit_exact(simulated_cuda, non_blocking):
     for t, o in zip(tensors, out, strict=True):
         assert o is not None and o.dtype == t.dtype and o.shape == t.shape
         assert bits(o) == bits(t)
-    chunked = sum(-(-leaves[i].nbytes // tr.CHUNK_BYTES) for i in kinds["chunked"])
+    chunked = sum(-(-leaves[i].nbytes // tp.STAGING_CHUNK_BYTES) for i in kinds["chunked"])
     assert len(simulated_cuda) == len(lay.packs) + chunked + len(kinds["whole"])
 
 
@@ -446,8 +449,8 @@ def test_simulated_host_to_device_never_reads_sources_after_return(simulated_cud
     """Results keep their values when every source byte is overwritten right after return."""
     tensors = simulated_batch(seed=3)
     expected = [bits(t) for t in tensors]
-    leaves = [tr.leaf_of(i, t) for i, t in enumerate(tensors)]
-    _, lay = tr.plan_leaves_to_device(leaves, "cuda:0", non_blocking=True)
+    leaves = [tp.item_of(i, t) for i, t in enumerate(tensors)]
+    _, lay = tp.plan_items_to_device(leaves, "cuda:0", non_blocking=True)
     assert lay is not None
     out: list[torch.Tensor | None] = [None] * len(tensors)
     tr._cuda_from_host(tensors, leaves, lay, torch.device("cpu"), True, out)
@@ -463,7 +466,7 @@ def all_dtype_batch(seed: int = 0) -> list[torch.Tensor]:
     """One small, one 0-d, one empty, one strided and one large leaf per dtype."""
     batch = []
     for k, dtype in enumerate(DTYPES):
-        big = random_tensor(dtype, (tr.SMALL_LEAF_BYTES // dtype.itemsize + 8,), seed=seed + 5 * k)
+        big = random_tensor(dtype, (tp.SMALL_ITEM_BYTES // dtype.itemsize + 8,), seed=seed + 5 * k)
         batch += [
             random_tensor(dtype, (7, 3), seed=seed + 5 * k + 1),
             random_tensor(dtype, (), seed=seed + 5 * k + 2),
@@ -497,7 +500,7 @@ def test_cuda_round_trip_is_bit_exact(non_blocking):
 def test_cuda_to_host_of_many_small_leaves_lands_in_pinned_memory():
     """1,000 small CUDA leaves come back correct, in pinned memory, after one planned wait."""
     tensors = [torch.full((4, 4), float(i), device="cuda") for i in range(1000)]
-    assert tr.plan_to_host(tensors).syncs == 1
+    assert tp.plan_to_host(tensors).syncs == 1
     out = tr.to_host(tensors)
     assert all(o.is_pinned() for o in out)
     for i, o in enumerate(out):
@@ -522,7 +525,7 @@ def test_cuda_to_host_never_returns_data_that_can_still_change():
     """Host results are complete on return: later device writes do not reach them."""
     torch.cuda.synchronize()
     src = [torch.arange(1000.0, device="cuda") for _ in range(20)]
-    src.append(torch.arange(float(2 * tr.SMALL_LEAF_BYTES), device="cuda"))
+    src.append(torch.arange(float(2 * tp.SMALL_ITEM_BYTES), device="cuda"))
     torch.cuda._sleep(50_000_000)  # keep the stream busy so an unsynchronised copy would lag
     out = tr.to_host(src)
     for t in src:
@@ -536,8 +539,8 @@ def test_cuda_to_host_never_returns_data_that_can_still_change():
 def test_cuda_non_blocking_staging_outlives_the_call():
     """After a non-blocking return, changing sources or churning pinned memory changes nothing."""
     arrays = [np.full(300, i, dtype=np.float32) for i in range(200)]
-    arrays.append(np.arange(3 * tr.CHUNK_BYTES // 4, dtype=np.float32))  # chunk-staged
-    arrays.append(np.arange(tr.SMALL_LEAF_BYTES, dtype=np.float32).reshape(-1, 4).T)  # whole
+    arrays.append(np.arange(3 * tp.STAGING_CHUNK_BYTES // 4, dtype=np.float32))  # chunk-staged
+    arrays.append(np.arange(tp.SMALL_ITEM_BYTES, dtype=np.float32).reshape(-1, 4).T)  # whole
     expected = [a.copy() for a in arrays]
     torch.cuda._sleep(200_000_000)  # the copies queue behind this, still pending on return
     out = tr.to_device([torch.from_numpy(a) for a in arrays], "cuda", non_blocking=True)
@@ -556,7 +559,7 @@ def test_cuda_current_stream_is_respected():
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
         src = [torch.zeros(256, device="cuda") for _ in range(50)]
-        src.append(torch.zeros(2 * tr.SMALL_LEAF_BYTES, device="cuda"))
+        src.append(torch.zeros(2 * tp.SMALL_ITEM_BYTES, device="cuda"))
         torch.cuda._sleep(50_000_000)
         for t in src:
             t.add_(3.0)  # queued on the side stream behind the sleep
@@ -599,7 +602,7 @@ def test_cuda_mixed_devices_in_one_batch():
     a = [torch.full((8,), float(i), device="cuda:0") for i in range(10)]
     b = [torch.full((8,), float(-i), device="cuda:1") for i in range(10)]
     mixed = [x for pair in zip(a, b, strict=True) for x in pair]
-    plan = tr.plan_to_host(mixed)
+    plan = tp.plan_to_host(mixed)
     assert plan.syncs == 2
     out = tr.to_host(mixed)
     for t, o in zip(mixed, out, strict=True):
@@ -607,3 +610,57 @@ def test_cuda_mixed_devices_in_one_batch():
     moved = tr.to_device(out, "cuda:1")
     assert all(m.device == torch.device("cuda:1") for m in moved)
     assert all(torch.equal(m.cpu(), o) for m, o in zip(moved, out, strict=True))
+
+
+# ------------------------------------- the batch glue of a container conversion, simulated
+
+
+def _on_simulated_cuda(monkeypatch):
+    """Describe every CPU tensor as living on cuda:0 (the simulated device)."""
+    real = tp.item_of
+
+    def item_of(index, t, *, pinned_lookup=False):
+        item = real(index, t, pinned_lookup=pinned_lookup)
+        return item._replace(device="cuda:0") if t.device.type == "cpu" else item
+
+    monkeypatch.setattr(tp, "item_of", item_of)
+
+
+def test_simulated_container_to_numpy_batches_device_leaves(simulated_cuda, monkeypatch):
+    """Device leaves of a container travel in one batch with one wait, as explain plans it."""
+    _on_simulated_cuda(monkeypatch)
+    tensors = [random_tensor(torch.float32, (3, 5), seed=k) for k in range(6)] + [
+        random_tensor(torch.float64, (40, 30), seed=9)
+    ]
+    pending = []
+    for i, t in enumerate(tensors):
+        key = _to_numpy.plain_tensor_key(t.dtype, False)._replace(device=torch.device("cuda:0"))
+        plan = decide(_to_numpy.plan_from_tensor, key, NUMPY_DEFAULT, ())
+        assert plan.batch_at == 0
+        pending.append(_batches.start(i, plan, t))
+    ((batch, members),) = _batches.plan_groups(pending, NUMPY_DEFAULT)
+    out: list = [None] * len(tensors)
+    _batches.run_groups(pending, NUMPY_DEFAULT, out)
+    assert FakeEvent.waited == batch.syncs == 1
+    assert len(members) == len(tensors)
+    for t, o in zip(tensors, out, strict=True):
+        assert isinstance(o, np.ndarray) and o.dtype == t.numpy().dtype
+        assert o.tobytes() == t.numpy().tobytes()
+
+
+def test_simulated_container_to_device_batches_host_leaves(simulated_cuda):
+    """Host leaves bound for a device travel in one batch with one wait, as explain plans it."""
+    o = Options("torch", device=torch.device("cuda:0"))
+    arrays = [np.arange(k * 7, dtype=np.int32) for k in range(1, 6)] + [np.ones((40, 30))]
+    pending = []
+    for i, a in enumerate(arrays):
+        key = _to_torch.ArrayKey(np.ndarray, a.dtype, True, True, False)
+        plan = decide(_to_torch.plan_from_array, key, o, ())
+        assert plan.steps[plan.batch_at].batch == "to_device"
+        pending.append(_batches.start(i, plan, a))
+    ((batch, _),) = _batches.plan_groups(pending, o)
+    out: list = [None] * len(arrays)
+    _batches.run_groups(pending, o, out)
+    assert FakeEvent.waited == batch.syncs == 1
+    for a, t in zip(arrays, out, strict=True):
+        assert isinstance(t, torch.Tensor) and t.numpy().tobytes() == a.tobytes()

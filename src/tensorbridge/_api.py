@@ -1,9 +1,9 @@
-"""The public functions: ``to_numpy``, ``to_torch``, ``explain`` (and re-exports).
+"""The public functions: ``to_numpy``, ``to_torch`` and ``explain``.
 
-Each call resolves its options once, then either converts one leaf or walks a container. The
-first lines of ``to_numpy`` and ``to_torch`` are the planners' most common outcome written
-inline — a plain CPU tensor or ndarray that only needs a view — so the hot path makes no plan
-object; ``tests/test_explain.py`` checks that they agree with ``explain``.
+Each call resolves its options once and reads its input once (``top_level``); a leaf is planned
+(``_planner``: a cache lookup after the first time) and its steps run; a container is flattened
+once (``_tree``), each leaf planned and run, its device transfers batched (``_batches``), and
+the container rebuilt. ``explain`` takes the same path without running the steps.
 """
 
 from __future__ import annotations
@@ -14,198 +14,147 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from . import _leaves
-from ._dtypes import TABLE, DType
+from . import _adapt, _foreign
+from ._batches import Pending, plan_groups, run_groups, stand_in, start
 from ._errors import ConversionError, UnsupportedInputError, describe
 from ._kinds import CONTAINER_KINDS, LEAF_KINDS, Kind, kind_of
-from ._numpy_side import resolved_copy
-from ._options import DEFAULT, Options, numpy_options, torch_options
-from ._plan import Plan, Step, run
-from ._tree import visit, walk, walk_with_paths
+from ._options import NUMPY_DEFAULT, TORCH_DEFAULT, Options, numpy_options, torch_options
+from ._plan import LeafPlan, Plan
+from ._planner import (
+    ARRAY_FLAGS,
+    C_CONTIGUOUS,
+    NEGATIVE,
+    hot_array_entry,
+    hot_array_run,
+    hot_tensor_entry,
+    plan_leaf,
+    plan_value,
+)
+from ._tree import Flat, flatten
 
 __all__ = ["explain", "to_numpy", "to_torch"]
 
+# The plans of targets built on the core, by their ``to=`` name: ``_collate`` adds "collate"
+# when imported, so the core never imports what is built on it (design rule 9).
+EXPLAIN_TARGETS: dict[str, Callable[..., Plan]] = {}
+
 _Tensor = torch.Tensor
 _ndarray = np.ndarray
-
-
-def _carrier_view(row: DType) -> Callable[[torch.Tensor], np.ndarray]:
-    carrier, np_dtype = row.torch_carrier, row.numpy
-    assert carrier is not None
-
-    def view(t: torch.Tensor) -> np.ndarray:
-        return t.view(carrier).numpy().view(np_dtype)
-
-    return view
-
-
-def _carrier_wrap(row: DType) -> Callable[[np.ndarray], torch.Tensor]:
-    carrier, torch_dtype = row.numpy_carrier, row.torch
-    assert carrier is not None
-
-    def wrap(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a.view(carrier)).view(torch_dtype)
-
-    return wrap
-
-
-# The planners' most common outcome, as one dict lookup per dtype: the view of a plain CPU
-# tensor as an ndarray, and of a plain (C-contiguous, aligned, writeable) ndarray as a tensor.
-# complex32 is left to the planner (its conjugate bit needs a look); so are NumPy's complex
-# types going to PyTorch (their item size exceeds their alignment: the planner checks the
-# pointer).
-class _NotFast(Exception):
-    """Raised inside a fast path to hand the input to the planner (cheaper than PyTorch's own
-    exception, which formats a message and a C++ backtrace)."""
-
-
-def _complex_view(t: torch.Tensor) -> np.ndarray:
-    if t.is_conj():
-        if not t.is_cpu or t.layout is not torch.strided or t.is_neg():
-            raise _NotFast
-        return resolved_copy(t).numpy()  # the planner's one copy that resolves the bit
-    return t.numpy()
-
-
-_FAST_VIEW: dict[Any, Callable[[torch.Tensor], np.ndarray]] = {
-    row.torch: _complex_view
-    if row.kind == "c"
-    else torch.Tensor.numpy
-    if row.native
-    else _carrier_view(row)
-    for row in TABLE
-    if row.tag != "complex32"
-}
-_FAST_WRAP: dict[Any, Callable[[np.ndarray], torch.Tensor]] = {
-    row.numpy: torch.from_numpy if row.native else _carrier_wrap(row)
-    for row in TABLE
-    if row.kind != "c"
-}
-# The planner's outcome for an aligned ndarray whose only problems are byte order, negative
-# strides or read-only memory: one copy to a native, positive-stride array, then a view.
-_FAST_FIX: dict[Any, tuple[np.dtype[Any], Callable[[np.ndarray], torch.Tensor]]] = {}
-for _row in TABLE:
-    if _row.kind != "c":
-        _FAST_FIX[_row.numpy] = _FAST_FIX[_row.numpy.newbyteorder()] = (
-            _row.numpy,
-            _FAST_WRAP[_row.numpy],
-        )
-_view_for = _FAST_VIEW.get  # bound once: saves an attribute lookup on the hottest path
-_wrap_for = _FAST_WRAP.get
-_ALIGNED, _WRITEABLE = 0x100, 0x400
-_FAST_FLAGS = 0x1 | _ALIGNED | _WRITEABLE  # C-contiguous, aligned, writeable (NPY_ARRAY_* bits)
+_MISSING = object()
+_NO_PLANS: dict[Any, Any] = {}
+# The default options' plan tables, bound once (the hottest lookups; tables are only cleared)
+_numpy_tensor_plans = NUMPY_DEFAULT.tensor_plans.get
+_torch_array_plans = TORCH_DEFAULT.array_plans.get
+_torch_flag_plans = TORCH_DEFAULT.array_flag_plans.get
 
 
 # --- one leaf ------------------------------------------------------------------------------
+# The commonest leaves (an exact torch.Tensor going to NumPy, an exact ndarray either way) are
+# one lookup in the plan tables ``_planner`` fills with its own plans; any other leaf, or one
+# whose table plan refused it, is planned from its full key.
 
 
-class _Pending:
-    """A leaf waiting for a batched device transfer; replaced once the batch has run."""
-
-    __slots__ = ("after", "batch", "value")
-
-    def __init__(self, value: Any, batch: Step, after: list[Step]) -> None:
-        self.value = value
-        self.batch = batch
-        self.after = after
+def _run(plan: LeafPlan, value: Any, obj: Any) -> Any:
+    plan.check(obj)
+    return plan.run(value)
 
 
-def _run_leaf(steps: list[Step], value: Any, pending: list[_Pending] | None) -> Any:
-    for i, step in enumerate(steps):
-        if step.batch and pending is not None:
-            p = _Pending(value, step, steps[i + 1 :])
-            pending.append(p)
-            return p
-        value = step.fn(value, step.arg)
-    return value
+def _convert_leaf(obj: Any, kind: str, o: Options) -> Any:
+    plan, value = plan_leaf(obj, kind, o)
+    return _run(plan, value, obj)
 
 
-def _numpy_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
-    kind = kind_of(obj)
-    if kind is Kind.TORCH:
-        if obj.is_nested:
-            return [_numpy_leaf(x, o, pending) for x in obj.unbind()]
-    elif kind not in LEAF_KINDS:
-        return obj  # Python numbers, str, bytes, None and unknown objects pass through
-    steps, value = _leaves.plan_numpy(obj, kind, o)
-    return _run_leaf(steps, value, pending)
+def _tensor_to_numpy(t: torch.Tensor, o: Options) -> Any:
+    entry = o.tensor_plans.get(t.dtype, _MISSING)
+    if entry is _MISSING:
+        entry = hot_tensor_entry(o, t.dtype)
+    if entry is not None:
+        try:
+            return entry[t.requires_grad](t)
+        except (RuntimeError, TypeError):
+            # Not a plain CPU tensor (or an error the full path words): its full key decides.
+            # A device tensor pays PyTorch's exception here (~15 µs, beside a host copy and
+            # sync of 20 µs or more); reading is_cpu first would cost every CPU call ~70 ns.
+            pass
+    return _tensor_by_key(t, o)
 
 
-def _torch_leaf(obj: Any, o: Options, pending: list[_Pending] | None) -> Any:
-    kind = kind_of(obj)
-    if kind is Kind.TORCH:
-        if o is DEFAULT:
-            return obj
-    elif kind not in LEAF_KINDS:
-        return obj
-    steps, value = _leaves.plan_torch(obj, kind, o)
-    return _run_leaf(steps, value, pending)
+def _tensor_by_key(t: torch.Tensor, o: Options) -> Any:
+    if t.is_nested:
+        return _convert(t, o)  # a jagged tensor: the list of its components
+    return _convert_leaf(t, Kind.TORCH, o)
 
 
-def _leaf_function(
-    leaf: Callable[[Any, Options, list[_Pending] | None], Any],
-    o: Options,
-    pending: list[_Pending],
-) -> Callable[[Any], Any]:
-    """The per-leaf function of one container walk, with the fast paths inlined."""
-    if o is not DEFAULT:
-        return lambda x: leaf(x, o, pending)
-    if leaf is _numpy_leaf:
-
-        def numpy_leaf(x: Any) -> Any:
-            if type(x) is _Tensor and x.is_cpu:  # a device tensor goes to the batched transfer
-                view = _view_for(x.dtype)
-                if view is not None:
-                    try:
-                        return view(x.detach() if x.requires_grad else x)
-                    except (RuntimeError, TypeError, _NotFast):
-                        pass  # conj/neg bit, sparse, nested, ...: the planner decides
-            return _numpy_leaf(x, o, pending)
-
-        return numpy_leaf
-
-    def torch_leaf(x: Any) -> Any:
-        if type(x) is _ndarray:
-            wrap = _wrap_for(x.dtype)
-            if wrap is not None and x.flags.num & _FAST_FLAGS == _FAST_FLAGS:
-                try:
-                    return wrap(x)
-                except (ValueError, TypeError):
-                    pass  # a negative stride on a size-1 axis, a platform alias: the planner
-        return _torch_leaf(x, o, pending)
-
-    return torch_leaf
+def _array_to_torch(a: np.ndarray, o: Options, flags: int = -1) -> Any:
+    if flags < 0:
+        flags = a.flags.num & ARRAY_FLAGS
+    if not flags & C_CONTIGUOUS and a.ndim and min(a.strides) < 0:
+        flags |= NEGATIVE  # read here: C-contiguous plans check it themselves (``_planner``)
+    if flags == ARRAY_FLAGS:
+        run = o.array_plans.get(a.dtype, _MISSING)
+    else:
+        run = o.array_flag_plans.get(flags, _NO_PLANS).get(a.dtype, _MISSING)
+    if run is _MISSING:
+        run = hot_array_run(o, a.dtype, flags)
+    if run is not None:
+        try:
+            return run(a)
+        except (ValueError, RuntimeError):
+            pass  # a negative stride on a length-1 axis: its full key decides
+    return _convert_leaf(a, Kind.NUMPY, o)
 
 
-def _run_batches(pending: list[_Pending]) -> None:
-    from . import _transfer
-
-    groups: dict[tuple[Any, ...], list[_Pending]] = {}
-    for p in pending:
-        o = p.batch.arg
-        key: tuple[Any, ...] = ("host", False, False)
-        if p.batch.batch == "to_device":
-            key = (o.device, o.non_blocking, o.pin_memory)
-        groups.setdefault(key, []).append(p)
-    for key, group in groups.items():
-        values = [p.value for p in group]
-        if key[0] == "host":
-            moved = _transfer.to_host(values)
-        else:
-            moved = _transfer.to_device(values, key[0], non_blocking=key[1], pin_memory=key[2])
-        for p, value in zip(group, moved, strict=True):
-            p.value = run(tuple(p.after), value)
+def _array_to_numpy(a: np.ndarray, o: Options) -> Any:
+    run = o.array_plans.get(a.dtype, _MISSING)
+    if run is _MISSING:
+        run = hot_array_entry(o, a.dtype)
+    if run is not None:
+        return run(a)  # the key (type, dtype) is complete: nothing to fall back from
+    return _convert_leaf(a, Kind.NUMPY, o)
 
 
-def _resolve_pending(leaf: Any) -> Any:
-    return leaf.value if type(leaf) is _Pending else leaf
+def _convert_any(obj: Any, o: Options) -> Any:
+    cls = type(obj)
+    if cls is _Tensor and o.target == "numpy":
+        return _tensor_to_numpy(obj, o)
+    if cls is _ndarray:
+        return _array_to_numpy(obj, o) if o.target == "numpy" else _array_to_torch(obj, o)
+    return _convert(obj, o)
 
 
-def _convert(obj: Any, o: Options, leaf: Any, to: str) -> Any:
+# --- top level -----------------------------------------------------------------------------
+
+
+def top_level(obj: Any, target: str, dtype: Any = None) -> tuple[Any, str, str]:
+    """What a top-level input is: ``(obj, kind, role)``, role "leaf" (a tensor, array, number,
+    list of numbers, other array form) or "container". Shared by the conversions, ``explain``
+    and ``to_python``, so all read an input the same way. ``dtype`` is the NumPy dtype a list of
+    numbers is built in (``_adapt.python_dtype``)."""
     try:
-        return _convert_any(obj, o, leaf, to)
+        return _read_top_level(obj, target, dtype)
     except RecursionError:
         raise _too_deep(obj) from None
+
+
+def _read_top_level(obj: Any, target: str, dtype: Any) -> tuple[Any, str, str]:
+    if type(obj) is range:
+        obj = list(obj)  # as np.asarray and torch.tensor read it: numbers
+    kind = kind_of(obj)
+    if kind in LEAF_KINDS:
+        if kind is Kind.TORCH and target == "numpy" and obj.is_nested:
+            return obj, kind, "container"  # a jagged tensor converts as its list of components
+        return obj, kind, "leaf"
+    if (
+        kind is Kind.PY_SCALAR
+        or kind is Kind.BYTES
+        or (kind is Kind.SEQUENCE and _adapt.is_number_data(obj, dtype))
+    ):
+        return obj, kind, "leaf"
+    if kind not in CONTAINER_KINDS:
+        raise _adapt.unsupported(obj, kind)
+    if kind is Kind.SEQUENCE and not _adapt.has_leaf(obj):
+        raise _adapt.not_numbers(obj)
+    return obj, kind, "container"
 
 
 def _too_deep(obj: Any) -> UnsupportedInputError:
@@ -215,57 +164,81 @@ def _too_deep(obj: Any) -> UnsupportedInputError:
     )
 
 
-def _top_level(obj: Any) -> tuple[Any, str, str]:
-    """What a top-level input is: ``(obj, kind, role)``, role "leaf" (a tensor, array or other
-    leaf), "data" (Python numbers, a list of them, bytes) or "container". Shared by the
-    conversions and ``explain``, so both read an input the same way."""
-    if type(obj) is range:
-        obj = list(obj)  # as np.asarray and torch.tensor read it: numbers
-    kind = kind_of(obj)
-    if kind in LEAF_KINDS:
-        return obj, kind, "leaf"
-    if (
-        kind is Kind.PY_SCALAR
-        or kind is Kind.BYTES
-        or (kind is Kind.SEQUENCE and _leaves.all_numbers(obj))
-    ):
-        return obj, kind, "data"
-    if kind not in CONTAINER_KINDS:
-        raise _leaves.unsupported(obj, kind)
-    if kind is Kind.SEQUENCE and not _leaves.has_leaf(obj):
-        raise _leaves.not_numbers(obj)
-    return obj, kind, "container"
-
-
-def _convert_any(obj: Any, o: Options, leaf: Any, to: str) -> Any:
-    obj, kind, role = _top_level(obj)
-    if role == "leaf":
-        return leaf(obj, o, None)  # the caller has tried the fast path
-    if role == "data":
-        steps, value = (_leaves.plan_numpy if to == "numpy" else _leaves.plan_torch)(obj, kind, o)
-        return run(tuple(steps), value)
-    pending: list[_Pending] = []
+def flatten_input(obj: Any, target: str, *, plain: bool = False) -> Flat:
+    """``flatten`` with the cycle check every public function needs."""
     try:
-        out = walk(obj, _leaf_function(leaf, o, pending))
+        return flatten(obj, split_nested=target == "numpy", plain=plain)
+    except RecursionError:
+        raise _too_deep(obj) from None
     except ConversionError:
-        _locate_error(obj, o, leaf)
         raise
+    except Exception as e:  # a container's own keys(), __getitem__ or fields raising
+        raise UnsupportedInputError(
+            f"{describe(obj)}: reading its contents raised {type(e).__name__} ({e}); fix the "
+            f"container, or pass a plain dict or list of its values"
+        ) from e
+
+
+def _convert(obj: Any, o: Options) -> Any:
+    obj, kind, role = top_level(obj, o.target, _adapt.python_dtype(o))
+    if role == "leaf":
+        return _convert_leaf(obj, kind, o)
+    flat = flatten_input(obj, o.target)
+    out: list[Any] = []
+    append = out.append
+    pending: list[Pending] = []
+    # The plan tables, inline for the commonest leaves (see ``_tensor_to_numpy`` and
+    # ``_array_to_torch``); any other leaf goes to ``_container_leaf``.
+    if o.target == "numpy":
+        tensor_plan = o.tensor_plans.get
+        for leaf in flat.leaves:
+            if type(leaf) is _Tensor and leaf.is_cpu:
+                entry = tensor_plan(leaf.dtype)
+                if entry is not None:
+                    try:
+                        append(entry[leaf.requires_grad](leaf))
+                        continue
+                    except (RuntimeError, TypeError):
+                        pass
+            append(_container_leaf(leaf, len(out), flat, o, pending))
+    else:
+        array_plan = o.array_plans.get
+        for leaf in flat.leaves:
+            if type(leaf) is _ndarray and leaf.flags.num & ARRAY_FLAGS == ARRAY_FLAGS:
+                run = array_plan(leaf.dtype)
+                if run is not None:
+                    try:
+                        append(run(leaf))
+                        continue
+                    except ConversionError:
+                        pass  # the full path below words it, with the leaf's path
+                    except (ValueError, RuntimeError):
+                        pass  # a negative stride on a length-1 axis: its full key decides
+            append(_container_leaf(leaf, len(out), flat, o, pending))
     if pending:
-        _run_batches(pending)
-        out = walk(out, _resolve_pending)
-    return out
+        run_groups(pending, o, out)
+    return flat.rebuild(out)
 
 
-def _locate_error(obj: Any, o: Options, leaf: Any) -> None:
-    """Convert again, leaf by leaf, to re-raise the first error with the leaf's path."""
-
-    def convert_at(x: Any, k: str, path: str) -> Any:
-        try:
-            return leaf(x, o, [])
-        except ConversionError as e:
-            raise e.at(path) from None
-
-    walk_with_paths(obj, convert_at)
+def _container_leaf(leaf: Any, i: int, flat: Flat, o: Options, pending: list[Pending]) -> Any:
+    """Leaf ``i`` of a container, by its full key (a batched one waits in ``pending``)."""
+    try:
+        cls = type(leaf)
+        if cls is _Tensor or cls is _ndarray:
+            return _convert_any(leaf, o)
+        kind = kind_of(leaf)
+        if kind not in LEAF_KINDS:
+            return leaf  # numbers, str, bytes, None and unknown objects pass through
+        if kind is Kind.TORCH and o.target == "numpy" and leaf.is_nested:
+            return _convert(leaf, o)  # a jagged tensor: the list of its components
+        plan, value = plan_leaf(leaf, kind, o)
+        if plan.batch_at >= 0:
+            plan.check(leaf)
+            pending.append(start(i, plan, value))
+            return None
+        return _run(plan, value, leaf)
+    except ConversionError as e:
+        raise e.at(flat.path(i)) from None
 
 
 def to_numpy(
@@ -283,17 +256,16 @@ def to_numpy(
     {'x': array([1., 1.], dtype=float32)}
     """
     if dtype is None and float_dtype is None and copy is None:
-        try:
-            view = _view_for(obj.dtype)  # only a tensor has a torch.dtype
-            if view is not None:
-                return view(obj.detach() if obj.requires_grad else obj)
-        except (AttributeError, RuntimeError, TypeError, _NotFast):
-            # No dtype, a conj/neg bit, another device or layout: the planner decides. A device
-            # tensor pays PyTorch's exception here (~15 µs, beside a host copy and sync of 20 µs
-            # or more); testing is_cpu first would cost every CPU call ~60 ns (bench: 0.76× →
-            # 0.80× of .detach().cpu().numpy()). Containers test is_cpu: there it pays off.
-            pass
-    return _convert(obj, numpy_options(dtype, float_dtype, copy), _numpy_leaf, "numpy")
+        if type(obj) is _Tensor:  # the commonest call: one lookup in the plan table
+            entry = _numpy_tensor_plans(obj.dtype)
+            if entry is None:
+                return _tensor_to_numpy(obj, NUMPY_DEFAULT)  # fills the table
+            try:
+                return entry[obj.requires_grad](obj)
+            except (RuntimeError, TypeError):
+                return _tensor_by_key(obj, NUMPY_DEFAULT)  # not a plain CPU tensor
+        return _convert_any(obj, NUMPY_DEFAULT)
+    return _convert_any(obj, numpy_options(dtype, float_dtype, copy))
 
 
 def to_torch(
@@ -321,45 +293,50 @@ def to_torch(
     {'x': tensor([1., 1.]), 'y': tensor([0, 1])}
     """
     if (
-        type(obj) is _ndarray
-        and dtype is None
+        dtype is None
         and float_dtype is None
         and device is None
         and copy is None
         and requires_grad is None
         and not pin_memory
+        and not non_blocking
     ):
-        flags = obj.flags.num
-        wrap = _wrap_for(obj.dtype)
-        if wrap is not None and flags & _FAST_FLAGS == _FAST_FLAGS:
-            try:
-                return wrap(obj)
-            except (ValueError, TypeError):
-                pass  # a negative stride on a size-1 axis, a platform alias: the planner decides
-        else:
-            fix = _FAST_FIX.get(obj.dtype)
-            if (
-                fix is not None
-                and flags & _ALIGNED
-                and (
-                    not flags & _WRITEABLE
-                    or not obj.dtype.isnative
-                    or (obj.ndim and min(obj.strides) < 0)
-                )
-            ):
-                return fix[1](np.array(obj, dtype=fix[0], order="K"))
+        if type(obj) is _ndarray:
+            flags = obj.flags.num & ARRAY_FLAGS
+            if flags == ARRAY_FLAGS:  # the commonest call: one lookup in the table
+                run = _torch_array_plans(obj.dtype)
+            else:  # the same lookup, for the other flag bits (see _array_to_torch)
+                if not flags & C_CONTIGUOUS and obj.ndim and min(obj.strides) < 0:
+                    flags |= NEGATIVE
+                run = _torch_flag_plans(flags, _NO_PLANS).get(obj.dtype)
+            if run is not None:
+                try:
+                    return run(obj)
+                except (ValueError, RuntimeError):
+                    pass  # a negative stride on a length-1 axis: see _array_to_torch
+            return _array_to_torch(obj, TORCH_DEFAULT, flags)
+        return _convert_any(obj, TORCH_DEFAULT)
     o = torch_options(dtype, float_dtype, copy, device, requires_grad, pin_memory, non_blocking)
-    return _convert(obj, o, _torch_leaf, "torch")
+    return _convert_any(obj, o)
 
 
 # --- explain -------------------------------------------------------------------------------
 
 
-def _leaf_plan(obj: Any, kind: str, o: Options, to: str) -> Plan:
-    """The plan of a single top-level leaf."""
-    planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
-    steps, _ = planner(obj, kind, o)
-    return Plan.from_steps(to, obj, steps)
+def _numel(value: Any) -> int:
+    return value.numel() if isinstance(value, torch.Tensor) else int(np.size(value))
+
+
+def _leaf_decision(obj: Any, kind: str, o: Options) -> tuple[LeafPlan, Any, int]:
+    """The plan of one leaf, the value it runs on and its element count (refusals raise)."""
+    if kind is Kind.TORCH:  # the commonest leaf: no adapter, the same plan_leaf would give
+        plan, value, numel = plan_value(obj, o), obj, obj.numel()
+    else:
+        plan, value = plan_leaf(obj, kind, o)
+        numel = _numel(value)
+    if plan.error is not None:
+        raise plan.error(obj)
+    return plan, value, numel
 
 
 def explain(
@@ -372,116 +349,92 @@ def explain(
     >>> plan.steps, plan.copies, plan.shares_memory
     (('view bfloat16 as ml_dtypes.bfloat16 (no copy)',), 0, True)
     """
-    if to == "collate":  # obj is a list of samples: the plan of tb.collate(obj, **kwargs)
-        from ._collate import explain as explain_collate
-
-        return explain_collate(obj, **kwargs)
+    if to in EXPLAIN_TARGETS:  # "collate": obj is a list of samples, the plan of tb.collate
+        return EXPLAIN_TARGETS[to](obj, **kwargs)
     if to == "numpy":
         o = numpy_options(**kwargs)
     elif to == "torch":
         o = torch_options(**_torch_kwargs(kwargs))
     else:
         raise ValueError(f"to must be 'numpy', 'torch' or 'collate', not {to!r}")
-    try:
-        return _explain(obj, to, o)
-    except RecursionError:
-        raise _too_deep(obj) from None
-
-
-def _explain(obj: Any, to: str, o: Options) -> Plan:
-    obj, kind, role = _top_level(obj)
-    if kind is Kind.TORCH and obj.is_nested:
-        obj = list(obj.unbind())  # a jagged tensor converts as a list of its components
-    elif role != "container":
-        return _leaf_plan(obj, kind, o, to)
-    planner = _leaves.plan_numpy if to == "numpy" else _leaves.plan_torch
-    planned: dict[str, tuple[Any, list[Step]]] = {}
+    obj, kind, role = top_level(obj, o.target, _adapt.python_dtype(o))
+    if role == "leaf":
+        plan, _, numel = _leaf_decision(obj, kind, o)
+        return Plan.of_leaf(o.target, obj, plan, numel)
+    flat = flatten_input(obj, o.target)
+    entries: list[_Entry] = []
+    pending: list[Pending] = []
     passed = 0
-
-    def plan_leaf(leaf: Any, leaf_kind: str, path: str) -> None:
-        nonlocal passed
+    for i, leaf in enumerate(flat.leaves):
+        leaf_kind = kind_of(leaf)
         if leaf_kind not in LEAF_KINDS:
             passed += 1
-            return
-        if leaf_kind is Kind.TORCH and leaf.is_nested:
-            for i, part in enumerate(leaf.unbind()):
-                plan_leaf(part, leaf_kind, f"{path}[{i}]")
-            return
-        try:
-            planned[path] = (leaf, planner(leaf, leaf_kind, o)[0])
-        except ConversionError as e:
-            raise e.at(path) from None
-
-    visit(obj, plan_leaf)
-    return _container_plan(obj, to, planned, passed, o)
-
-
-def _container_plan(
-    obj: Any, to: str, planned: dict[str, tuple[Any, list[Step]]], passed: int, o: Options
-) -> Plan:
-    """Totals over the leaves, with the device transfers planned as the batches that run."""
-    from . import _transfer
-
-    leaves = {path: Plan.from_steps(to, x, s) for path, (x, s) in planned.items()}
-    steps = [
-        f"convert {len(leaves)} leaves" + (f", pass {passed} through unchanged" if passed else "")
-    ]
-    syncs = any(p.syncs_device for p in leaves.values())
-    to_device = o.device is not None and o.device.type != "cpu"
-    for batch in ("to_host", "to_device") if syncs or to_device else ():
-        moved = [
-            (p, x, st, i)
-            for p, (x, st) in planned.items()
-            for i, s in enumerate(st)
-            if s.batch == batch
-        ]
-        if not moved:
             continue
-        tensors = [_value_before(x, st[:i]) for _, x, st, i in moved]
-        if batch == "to_host":
-            plan = _transfer.plan_to_host(tensors)
-        else:
-            assert o.device is not None
-            plan = _transfer.plan_to_device(
-                tensors, o.device, non_blocking=o.non_blocking, pin_memory=o.pin_memory
-            )
-        steps.extend(plan.steps)
-        syncs = syncs or plan.syncs > 0
-        for i, (path, _, leaf_steps, at) in enumerate(moved):
-            step = leaf_steps[at]
-            extra = (plan.leaf_copies[i] if plan.leaf_copies else 1) - 1  # packing passes
+        parts: Any = ((None, leaf),)
+        if leaf_kind is Kind.TORCH and o.target == "numpy" and leaf.is_nested:
+            parts = enumerate(leaf.unbind())
+        for j, part in parts:
+            try:
+                plan, value, numel = _leaf_decision(part, leaf_kind, o)
+            except ConversionError as e:
+                raise e.at(_Entry(flat, i, j, part, plan=None, numel=0).path) from None
+            entry = _Entry(flat, i, j, part, plan, numel)
+            entries.append(entry)
+            if plan.batch_at >= 0:
+                pending.append(Pending(len(entries) - 1, plan, stand_in(plan, value)))
+    steps = [
+        f"convert {len(entries)} leaves" + (f", pass {passed} through unchanged" if passed else "")
+    ]
+    note = _foreign.note(obj) if kind is Kind.FOREIGN_NODE else None
+    if note:
+        steps.insert(0, note)  # what a foreign container leaves out (xarray coordinates, ...)
+    syncs = any(e.plan.syncs for e in entries)
+    for batch, members in plan_groups(pending, o):
+        steps.extend(batch.steps)
+        syncs = syncs or batch.syncs > 0
+        for k, p in enumerate(members):
+            extra = (batch.leaf_copies[k] if batch.leaf_copies else 1) - 1  # packing passes
             if extra:
-                leaves[path] = leaves[path].with_extra_copies(extra, step.nbytes)
-    copies = sum(p.copies for p in leaves.values())
+                entry = entries[p.index]
+                entry.extra = (extra, p.plan.steps[p.plan.batch_at].bytes_for(_numel(p.value)))
+    copies = sum(e.copies for e in entries)
     return Plan(
-        target=to,
+        target=o.target,
         input=f"{type(obj).__name__} container",
-        steps=tuple(steps),
+        steps=steps,
         copies=copies,
-        bytes_copied=sum(p.bytes_copied for p in leaves.values()),
+        bytes_copied=sum(e.bytes_copied for e in entries),
         shares_memory=copies == 0,
         syncs_device=syncs,
-        leaves=leaves,
+        leaves=lambda: {e.path: e.report(o.target) for e in entries},
     )
 
 
-def _value_before(x: Any, steps: list[Step]) -> torch.Tensor:
-    """The tensor a batched transfer step will receive, without moving data: the views before it
-    are taken; after a copying step, an uninitialised tensor of the same shape and dtype stands
-    in (its pages are never touched)."""
-    if not any(s.copies for s in steps):
-        return run(tuple(steps), x)
-    dtype = next(
-        (s.arg for s in reversed(steps) if isinstance(s.arg, torch.dtype)),
-        x.dtype if isinstance(x, torch.Tensor) else _torch_dtype_of(x),
-    )
-    return torch.empty(tuple(x.shape), dtype=dtype)
+class _Entry:
+    """One planned leaf of a container (component ``j`` of a jagged tensor when not None)."""
 
+    __slots__ = ("extra", "flat", "i", "j", "numel", "obj", "plan")
 
-def _torch_dtype_of(a: np.ndarray) -> torch.dtype:
-    from ._dtypes import torch_dtype
+    def __init__(self, flat: Flat, i: int, j: Any, obj: Any, plan: Any, numel: int) -> None:
+        self.flat, self.i, self.j, self.obj, self.plan, self.numel = flat, i, j, obj, plan, numel
+        self.extra = (0, 0)  # packing passes of a batched transfer, and their bytes
 
-    return torch_dtype(a.dtype)
+    @property
+    def path(self) -> str:
+        path = self.flat.path(self.i)
+        return path if self.j is None else f"{path}[{self.j}]"
+
+    @property
+    def copies(self) -> int:
+        return int(self.plan.copies) + self.extra[0]
+
+    @property
+    def bytes_copied(self) -> int:
+        return self.numel * int(self.plan.per_element) + self.extra[0] * self.extra[1]
+
+    def report(self, target: str) -> Plan:
+        plan = Plan.of_leaf(target, self.obj, self.plan, self.numel)
+        return plan.with_extra_copies(*self.extra) if self.extra[0] else plan
 
 
 def _torch_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -28,10 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.utils.data
 
+from ._api import EXPLAIN_TARGETS
 from ._dtypes import by_torch, torch_dtype
 from ._errors import ConversionError, UnsupportedInputError, describe
-from ._plan import Plan, Step
+from ._plan import Plan, Step, compose
 from ._stack import (
     NUMBERS,
     Field,
@@ -69,9 +71,7 @@ def options(
             )
     if fdt is not None and not fdt.is_floating_point:
         raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")
-    from torch.utils.data import get_worker_info
-
-    return Options(tdt, fdt, ragged, pad_value, get_worker_info() is not None)
+    return Options(tdt, fdt, ragged, pad_value, torch.utils.data.get_worker_info() is not None)
 
 
 # --- the planned tree ----------------------------------------------------------------------
@@ -92,11 +92,8 @@ class Node:
 
 
 def run_steps(field: Field) -> Any:
-    """Run one field's steps in order."""
-    value: Any = None
-    for step in field.steps:
-        value = step.fn(value, step.arg)
-    return value
+    """Run one field's steps in order (through the core's step runner)."""
+    return compose(field.steps)(None)
 
 
 def build(tree: Field | Node) -> Any:
@@ -346,3 +343,6 @@ def explain(samples: Sequence[Any], /, **kwargs: Any) -> Plan:
         syncs_device=False,
         leaves=leaves,
     )
+
+
+EXPLAIN_TARGETS["collate"] = explain  # tb.explain(samples, to="collate")

@@ -11,12 +11,15 @@ Newer dtypes are gated with ``getattr`` so the table builds on every supported v
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import ml_dtypes
 import numpy as np
 import torch
+
+from ._errors import UnsupportedInputError
 
 __all__ = ["TABLE", "DType", "by_numpy", "by_torch", "numpy_dtype", "torch_dtype"]
 
@@ -112,8 +115,6 @@ def by_numpy(dtype: np.dtype[Any]) -> DType | None:
 
 
 def _bad_dtype(spec: Any, why: str) -> Exception:
-    from ._errors import UnsupportedInputError
-
     return UnsupportedInputError(
         f"dtype={spec!r} {why}; pass a NumPy, PyTorch or ml_dtypes dtype, a Python type "
         f"(float, int, bool, complex) or a name such as 'float32', 'f4' or 'bfloat16'"
@@ -203,8 +204,6 @@ def quietly(fn: Any, t: torch.Tensor, *args: Any, target: Any = None) -> Any:
     leak to a caller who asked for nothing experimental."""
     if t.dtype is not _COMPLEX32 and target is not _COMPLEX32:
         return fn(t, *args)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="ComplexHalf support is experimental")
         return fn(t, *args)

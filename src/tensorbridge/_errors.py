@@ -7,6 +7,8 @@ container), why it cannot convert, and the argument or call that fixes it.
 from __future__ import annotations
 
 import contextlib
+import reprlib
+import sys
 from typing import Any
 
 
@@ -47,11 +49,29 @@ def describe(obj: Any) -> str:
     >>> describe(np.zeros((2, 3), dtype=np.float32))
     'numpy.ndarray(dtype=float32, shape=(2, 3), device=cpu)'
     """
-    cls = type(obj)
-    name = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
-    name = name.replace("torch.nn.parameter.", "torch.nn.").replace("numpy.ma.core.", "numpy.ma.")
+    try:
+        return _describe(obj)
+    except Exception:  # a property or __repr__ of the object's own that raises, a deep nesting
+        return _type_name(type(obj))
+
+
+def _type_name(cls: type) -> str:
+    """``module.Name``, shortened to the top-level package where it exports the class there
+    (``pandas.DataFrame``, not ``pandas.core.frame.DataFrame``)."""
+    module = str(getattr(cls, "__module__", "") or "")
+    if module == "builtins":
+        return cls.__qualname__
+    parts = module.split(".")
+    for n in (1, 2):  # pandas.DataFrame, scipy.sparse.csr_array
+        package = ".".join(parts[:n])
+        if getattr(sys.modules.get(package), cls.__qualname__, None) is cls:
+            return f"{package}.{cls.__qualname__}"
+    name = f"{module}.{cls.__qualname__}"
+    return name.replace("numpy.ma.core.", "numpy.ma.")
+
+
+def _describe(obj: Any) -> str:
+    name = _type_name(type(obj)).replace("torch.nn.parameter.", "torch.nn.")
     parts = []
     dtype = getattr(obj, "dtype", None)
     if dtype is not None and not callable(dtype):
@@ -67,6 +87,19 @@ def describe(obj: Any) -> str:
     if device is not None and not callable(device):
         parts.append(f"device={device}")
     if not parts:
-        text = repr(obj)
-        return f"{name} {text[:60]}{'...' if len(text) > 60 else ''}"
+        return f"{name} {_short_repr(obj)}"
     return f"{name}({', '.join(parts)})"
+
+
+def _short_repr(obj: Any) -> str:
+    """At most 60 characters of ``repr(obj)``; a list too deep to print is described by size."""
+    try:
+        text = _REPR.repr(obj)
+    except Exception:
+        return f"of {len(obj)} items" if isinstance(obj, (list, tuple)) else "object"
+    return f"{text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxstring = 3, 8, 8, 6, 60
+_REPR.maxother = 60

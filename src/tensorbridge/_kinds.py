@@ -1,8 +1,9 @@
 """What kind of input an object is, decided once per type and cached.
 
-Optional libraries (JAX, CuPy, TensorFlow, pandas, PIL) are recognised by the protocols they
-implement (``__dlpack__``, ``__array_interface__``, ``__array__``, the buffer protocol), never
-by importing them.
+Objects of the rest of the ecosystem (pandas, xarray, scipy.sparse, h5py, tensor subclasses,
+``PackedSequence``, refused objects) are claimed first by their adapter in ``_foreign``; other
+libraries (JAX, CuPy, TensorFlow, PIL) are recognised by the protocols they implement
+(``__dlpack__``, ``__array_interface__``, ``__array__``, the buffer protocol). None is imported.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 import optree
 import torch
+
+from . import _foreign
 
 NAMESPACE = "tensorbridge"  # optree namespace: nodes registered here (or globally) are walked
 
@@ -37,6 +40,12 @@ class Kind:
     ARRAY_LIKE = "array-protocol object"
     BUFFER = "buffer-protocol object"
     UNKNOWN = "unknown object"
+    FOREIGN = "foreign array"  # an adapter in _foreign converts it (pandas, scipy.sparse, ...)
+    FOREIGN_NODE = "foreign container"  # an adapter walks it (xarray.Dataset, h5py.Group, ...)
+    REFUSED = "refused object"  # an adapter refuses it with its fix (generators, nn.Module, ...)
+
+
+_ROLES = {"leaf": Kind.FOREIGN, "container": Kind.FOREIGN_NODE, "refused": Kind.REFUSED}
 
 
 _cache: dict[type, str] = {}
@@ -54,24 +63,18 @@ def _has_buffer(obj: Any) -> bool:
     return True
 
 
-def node_namespace(cls: type) -> str | None:
-    """The optree namespace ``cls`` is registered in: ours (or global), else any other one.
-
-    optree has no public way to list namespaces, so other projects' registrations are found in
-    its registry table; if that table ever changes shape, only ours and the global one count.
-    """
-    if optree.register_pytree_node.get(cls, namespace=NAMESPACE) is not None:
-        return NAMESPACE
-    table = getattr(getattr(optree, "registry", None), "_NODETYPE_REGISTRY", None)
-    if isinstance(table, dict):
-        for key in list(table):
-            if isinstance(key, tuple) and len(key) == 2 and key[1] is cls:
-                return str(key[0])
-    return None
-
-
 def _classify(obj: Any) -> str:
+    try:
+        return _classify_type(obj)
+    except Exception:  # a property of the object's own that raises: nothing to convert
+        return Kind.UNKNOWN
+
+
+def _classify_type(obj: Any) -> str:
     cls = type(obj)
+    adapter = _foreign.adapter_for(cls)  # ecosystem objects first: no registration changes them
+    if adapter is not None:
+        return _ROLES[adapter.role]
     if issubclass(cls, torch.Tensor):
         return Kind.TORCH
     if issubclass(cls, np.ndarray):
@@ -86,12 +89,10 @@ def _classify(obj: Any) -> str:
         return Kind.BYTES
     if obj is None:
         return Kind.NONE
-    if cls is list or cls is tuple:
-        return Kind.SEQUENCE
+    if cls is list or cls is tuple or issubclass(cls, torch.Size):
+        return Kind.SEQUENCE  # torch.Size is a sequence of integers, whoever registers it
     if optree.register_pytree_node.get(cls, namespace=NAMESPACE) is not None:
-        return Kind.NODE
-    if node_namespace(cls) is not None:
-        return Kind.NODE
+        return Kind.NODE  # registered in our namespace or the global one (optree's public API)
     if issubclass(cls, (list, tuple)):
         return Kind.SEQUENCE  # e.g. torch.Size; namedtuples are optree nodes, caught above
     if isinstance(obj, Mapping):
@@ -130,9 +131,12 @@ LEAF_KINDS = frozenset(
         Kind.DLPACK,
         Kind.ARRAY_LIKE,
         Kind.BUFFER,
+        Kind.FOREIGN,
     }
 )
 """Kinds converted wherever they appear; Python numbers, str, bytes and None pass through
 unchanged inside containers and convert (or are refused) only at the top level."""
 
-CONTAINER_KINDS = frozenset({Kind.NODE, Kind.MAPPING, Kind.DATACLASS, Kind.SEQUENCE})
+CONTAINER_KINDS = frozenset(
+    {Kind.NODE, Kind.MAPPING, Kind.DATACLASS, Kind.SEQUENCE, Kind.FOREIGN_NODE}
+)

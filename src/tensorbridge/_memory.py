@@ -7,8 +7,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._errors import UnsupportedInputError, describe
+from . import _foreign
+from ._adapt import import_dlpack, producer_array
+from ._errors import ConversionError, UnsupportedInputError, describe
 from ._kinds import Kind, kind_of
+from ._options import NUMPY_DEFAULT
+from ._plan import LeafPlan
 
 
 def _storage_bytes(t: torch.Tensor) -> np.ndarray:
@@ -48,15 +52,27 @@ def _as_array(x: Any) -> np.ndarray | torch.Tensor | None:
     if kind in (Kind.ARRAY_LIKE, Kind.BUFFER, Kind.BYTES):
         if kind is not Kind.ARRAY_LIKE:
             return np.asarray(memoryview(x))
-        from ._leaves import producer_array
-
-        return producer_array(x)
+        return producer_array(x)[0]
     if kind is Kind.DLPACK:
-        from ._leaves import import_dlpack
-
         value = import_dlpack(x)
         return value if isinstance(value, np.ndarray) else _as_array(value)
+    if kind is Kind.FOREIGN:  # its adapter's array form (a DataFrame's values, ...)
+        adapted = _foreign.leaf(x, NUMPY_DEFAULT)
+        return None if isinstance(adapted, LeafPlan) else _as_array(adapted[1])
     raise UnsupportedInputError(f"shares_memory() compares tensors and arrays, not {describe(x)}")
+
+
+def _read(x: Any) -> np.ndarray | torch.Tensor | None:
+    """``_as_array``, with an exception from the object's own protocol as one error."""
+    try:
+        return _as_array(x)
+    except ConversionError:
+        raise
+    except Exception as e:
+        raise UnsupportedInputError(
+            f"{describe(x)} raised {type(e).__name__} while giving its memory ({e}); check the "
+            f"object, or convert it with its own library first"
+        ) from e
 
 
 def _device_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -85,7 +101,7 @@ def shares_memory(a: Any, b: Any, /) -> bool:
     >>> shares_memory(t[::2], t.numpy()[1::2]), shares_memory(t, t.numpy()[5:])
     (False, True)
     """
-    x, y = _as_array(a), _as_array(b)
+    x, y = _read(a), _read(b)
     if x is None or y is None:
         return False
     if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):

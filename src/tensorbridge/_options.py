@@ -1,31 +1,45 @@
-"""The keyword arguments of one call, resolved once and shared by every leaf of a container."""
+"""The keyword arguments of one call, resolved once and shared by every leaf of a container.
+
+Each resolved ``Options`` carries the plan cache of its conversions: the decisions made for one
+set of options are looked up there, keyed by what they depend on (see ``_planner``).
+"""
 
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Any
 
 import torch
 
 from ._dtypes import numpy_dtype, torch_dtype
 from ._errors import ConversionError
+from ._plan import _on_trace_change
 
 
 class Options:
-    """Resolved options: dtypes as NumPy or PyTorch dtypes, the device as ``torch.device``."""
+    """Resolved options of ``to_numpy`` or ``to_torch`` (``target``): dtypes as NumPy or PyTorch
+    dtypes, the device as ``torch.device``; and the plan caches for these options."""
 
     __slots__ = (
+        "__weakref__",
+        "array_flag_plans",
+        "array_plans",
         "copy",
         "device",
         "dtype",
         "float_dtype",
         "non_blocking",
         "pin_memory",
+        "plans",
         "requires_grad",
+        "target",
+        "tensor_plans",
     )
 
     def __init__(
         self,
+        target: str,
         dtype: Any = None,
         float_dtype: Any = None,
         copy: bool | None = None,
@@ -41,6 +55,20 @@ class Options:
         self.requires_grad = requires_grad
         self.pin_memory = pin_memory
         self.non_blocking = non_blocking
+        self.target = target
+        # plans by full key, and the per-dtype tables of the two commonest input types
+        self.plans: dict[Any, Any] = {}
+        self.tensor_plans: dict[Any, Any] = {}
+        self.array_plans: dict[Any, Any] = {}
+        self.array_flag_plans: dict[int, dict[Any, Any]] = {}
+        _ALL.add(self)
+
+    def clear(self) -> None:
+        """Forget every cached plan (they are rebuilt on first use)."""
+        self.plans.clear()
+        self.tensor_plans.clear()
+        self.array_plans.clear()
+        self.array_flag_plans.clear()
 
     def target_dtype(self, kind: str) -> Any:
         """The dtype a leaf of dtype kind ``kind`` ("b", "i", "u", "f", "c", ...) is cast to."""
@@ -55,7 +83,18 @@ def _check_copy(copy: Any) -> bool | None:
     raise TypeError(f"copy must be None, True or False, not {copy!r}")
 
 
-DEFAULT = Options()
+_ALL: weakref.WeakSet[Options] = weakref.WeakSet()
+
+
+def _clear_all() -> None:
+    for o in list(_ALL):
+        o.clear()
+
+
+_on_trace_change.append(_clear_all)
+
+NUMPY_DEFAULT = Options("numpy")
+TORCH_DEFAULT = Options("torch")
 
 
 def _cached(resolve: Any, *args: Any) -> Options:
@@ -71,19 +110,18 @@ def _cached(resolve: Any, *args: Any) -> Options:
 def numpy_options(dtype: Any = None, float_dtype: Any = None, copy: Any = None) -> Options:
     """Options for ``to_numpy``, resolved once per distinct set of arguments."""
     if dtype is None and float_dtype is None and copy is None:
-        return DEFAULT
+        return NUMPY_DEFAULT
     return _cached(_numpy_options, dtype, float_dtype, copy)
 
 
 @functools.lru_cache(maxsize=256)
 def _numpy_options(dtype: Any, float_dtype: Any, copy: Any) -> Options:
     """Options for ``to_numpy``: dtypes resolved to NumPy dtypes (ml_dtypes types included)."""
-    if dtype is None and float_dtype is None and copy is None:
-        return DEFAULT
     fdt = None if float_dtype is None else numpy_dtype(float_dtype)
     if fdt is not None and fdt.kind not in "fV":
         raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")
     return Options(
+        "numpy",
         dtype=None if dtype is None else numpy_dtype(dtype),
         float_dtype=fdt,
         copy=_check_copy(copy),
@@ -122,7 +160,13 @@ def _parse_device(device: Any) -> torch.device | None:
     if isinstance(device, int) and not isinstance(device, bool):
         return torch.device("cuda", device)
     if isinstance(device, str):
-        return torch.device(device)
+        try:
+            return torch.device(device)
+        except (RuntimeError, ValueError):
+            raise ConversionError(
+                f"device={device!r} is not a device name PyTorch knows; pass 'cpu', 'cuda', "
+                f"'cuda:1', 'mps' or a torch.device ('cuda' is the name for a GPU)"
+            ) from None
     raise TypeError(
         f"device must be a string such as 'cpu', 'cuda', 'cuda:1' or 'mps', a torch.device or an "
         f"int, not {device!r}"
@@ -163,7 +207,7 @@ def _torch_options(
         and not pin_memory
         and not non_blocking
     ):
-        return DEFAULT
+        return TORCH_DEFAULT
     if pin_memory and not _accelerator_available():
         raise ConversionError(
             "pin_memory=True: pinned (page-locked) memory needs an accelerator, and none is "
@@ -173,6 +217,7 @@ def _torch_options(
     if fdt is not None and not fdt.is_floating_point:
         raise TypeError(f"float_dtype must be a real floating-point dtype, not {fdt}")
     return Options(
+        "torch",
         dtype=None if dtype is None else torch_dtype(dtype),
         float_dtype=fdt,
         copy=_check_copy(copy),

@@ -1,50 +1,90 @@
-"""Plans: the ordered steps a conversion takes, built before any data moves.
+"""Plans: the ordered steps a conversion takes, decided before any data moves.
 
-The planners in ``_numpy_side`` and ``_torch_side`` return a tuple of ``Step`` objects; the
-conversion runs them in order and ``explain`` reports them, so what is explained is what runs.
+A ``Step`` is a function of the value so far and what it costs. A ``LeafPlan`` is the cached
+decision for one kind of leaf (its steps, or the error it is refused with); ``Plan`` is what
+``explain`` returns: the same steps, described for one input.
+
+Every leaf plan is executed through ``compose``, the one step runner; ``tracing`` records the
+steps it runs, so tests can compare what ran with what ``explain`` said.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["Plan", "Step", "format_bytes"]
+from ._errors import ConversionError, CopyRequiredError, describe
+
+__all__ = ["LeafPlan", "Plan", "Refusal", "Step", "copy_mode", "format_bytes"]
+
+SIZE = "{size}"  # replaced, in a step's text, by the bytes that step writes
 
 
 class Step:
-    """One step of a conversion: a function of the value so far, and what it costs.
+    """One step of a conversion, and what it costs.
 
-    ``copies`` is 1 when the step writes a full new copy of the data (``nbytes`` bytes), 0 for
-    a view; ``reason`` says why a copying step is needed (used by ``copy=False`` errors);
-    ``batch`` names a step that a container conversion may run for many leaves at once
-    ("to_host" / "to_device").
+    ``call(value) -> value`` runs it (the planners' steps give ``call``); ``fn(value, arg)`` is
+    the same with an argument (steps built as ``Step(text, fn, arg)`` give ``fn``); either is
+    derived from the other. ``copies`` is 1 when the step writes a full new copy of the data,
+    0 for a view; the bytes it writes are ``nbytes`` plus ``itemsize`` per element of the input
+    (so a cached plan's size is known for any input once its element count is); ``text`` may
+    hold ``{size}`` for them, or be a function (formatted only when read). ``reason`` says why a
+    copying step is needed (``copy=False`` errors name it). ``batch`` names a step a container
+    conversion runs for many leaves at once ("to_host"/"to_device"); ``dtype`` the PyTorch
+    dtype a step produces, where it sets one; ``checks`` that ``call`` refuses inputs whose
+    facts differ from the plain ones its plan was made for (see ``_planner``).
     """
 
-    __slots__ = ("_reason", "_text", "arg", "batch", "copies", "fn", "nbytes", "syncs")
+    __slots__ = (
+        "_reason",
+        "_text",
+        "arg",
+        "batch",
+        "call",
+        "checks",
+        "copies",
+        "dtype",
+        "fn",
+        "itemsize",
+        "nbytes",
+        "syncs",
+    )
 
     def __init__(
         self,
         text: str | Callable[[], str],
-        fn: Callable[[Any, Any], Any],
+        fn: Callable[[Any, Any], Any] | None = None,
         arg: Any = None,
         *,
+        call: Callable[[Any], Any] | None = None,
         nbytes: int = 0,
+        itemsize: int = 0,
         copies: int = 0,
         reason: str | Callable[[], str] = "",
         syncs: bool = False,
         batch: str = "",
+        dtype: Any = None,
+        checks: bool = False,
     ) -> None:
-        # Texts may be given as functions: only explain() and copy=False errors read them,
-        # so the conversion itself does not pay for formatting.
+        if call is None:
+            assert fn is not None
+            call = functools.partial(_with_arg, fn, arg)
+        if fn is None:
+            fn = functools.partial(_without_arg, call)
         self._text = text
         self.fn = fn
         self.arg = arg
+        self.call = call
         self.nbytes = nbytes
+        self.itemsize = itemsize
         self.copies = copies
         self._reason = reason
         self.syncs = syncs
         self.batch = batch
+        self.dtype = dtype
+        self.checks = checks
 
     @property
     def text(self) -> str:
@@ -54,15 +94,171 @@ class Step:
     def reason(self) -> str:
         return self._reason if isinstance(self._reason, str) else self._reason()
 
+    def bytes_for(self, numel: int) -> int:
+        """Bytes this step writes for an input of ``numel`` elements."""
+        return self.nbytes + numel * self.itemsize if self.copies else 0
+
+    def describe(self, numel: int) -> str:
+        """The step's line in ``explain``, sized for ``numel`` elements."""
+        text = self.text
+        if SIZE not in text:
+            return text
+        return text.replace(SIZE, format_bytes(self.nbytes + numel * self.itemsize))
+
     def __repr__(self) -> str:
         return f"Step({self.text!r})"
 
 
-def run(steps: tuple[Step, ...], value: Any) -> Any:
-    """Run ``steps`` in order on ``value``."""
-    for step in steps:
-        value = step.fn(value, step.arg)
+def _with_arg(fn: Callable[[Any, Any], Any], arg: Any, value: Any) -> Any:
+    return fn(value, arg)
+
+
+def _without_arg(call: Callable[[Any], Any], value: Any, arg: Any = None) -> Any:
+    return call(value)
+
+
+class Refusal(Exception):
+    """Raised by a planner: this key cannot convert. ``make(subject)`` builds the error."""
+
+    def __init__(self, make: Callable[[Any], ConversionError]) -> None:
+        super().__init__()
+        self.make = make
+
+
+def copy_mode(steps: list[Step], copy: bool | None, copy_step: Step) -> list[Step]:
+    """The one place the ``copy`` option is applied: ``True`` adds ``copy_step`` when no step
+    copies; ``False`` refuses, naming every step that copies."""
+    if copy is None:
+        return steps
+    reasons = [s.reason for s in steps if s.copies]
+    if copy:
+        return steps if reasons else [*steps, copy_step]
+    if reasons:
+        raise Refusal(lambda subject: _copy_required(subject, reasons))
+    return steps
+
+
+def _copy_required(subject: Any, reasons: list[str]) -> CopyRequiredError:
+    err = CopyRequiredError(
+        f"{describe(subject)} cannot be converted without a copy: "
+        + "; ".join(reasons)
+        + ". Pass copy=None (copy only when needed) or copy=True"
+    )
+    err.reasons = tuple(reasons)
+    return err
+
+
+# The step runner. ``_trace`` is None except inside ``tracing()``; plans composed while tracing
+# record each step they run (plan caches are emptied on the way in and out, so the hot path
+# never pays for the check).
+_trace: list[tuple[Step, Any]] | None = None
+_on_trace_change: list[Callable[[], None]] = []  # plan caches register their ``clear`` here
+
+
+def compose(steps: Sequence[Step]) -> Callable[[Any], Any]:
+    """One function running ``steps`` in order (the single step runner)."""
+    fns = tuple(s.call for s in steps)
+    if _trace is not None:
+        return _traced(tuple(steps))
+    if not fns:
+        return _identity
+    if len(fns) == 1:
+        return fns[0]
+    if len(fns) == 2:
+        first, second = fns
+        return lambda value: second(first(value))
+
+    def run(value: Any) -> Any:
+        for fn in fns:
+            value = fn(value)
+        return value
+
+    return run
+
+
+def _identity(value: Any) -> Any:
     return value
+
+
+def _traced(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
+    def run(value: Any) -> Any:
+        trace = _trace
+        mark = len(trace) if trace is not None else 0
+        try:
+            for step in steps:
+                value = step.call(value)
+                if trace is not None:
+                    trace.append((step, value))
+        except BaseException:
+            if trace is not None:
+                del trace[mark:]  # a plan that did not finish ran none of its steps
+            raise
+        return value
+
+    return run
+
+
+def record(step: Step, value: Any) -> None:
+    """Record a step run outside ``compose`` (a batched transfer), when tracing."""
+    if _trace is not None:
+        _trace.append((step, value))
+
+
+@contextlib.contextmanager
+def tracing() -> Iterator[list[tuple[Step, Any]]]:
+    """Record ``(step, value after it)`` for every step run inside the block (for tests)."""
+    global _trace
+    for clear in _on_trace_change:
+        clear()
+    _trace = []
+    try:
+        yield _trace
+    finally:
+        _trace = None
+        for clear in _on_trace_change:
+            clear()
+
+
+class LeafPlan:
+    """The cached decision for one key: the steps (and their runner), or the refusal.
+
+    The first ``ran`` steps are the adapter's, already run when the plan is looked up; ``run``
+    runs the rest. ``batch_at`` is the index of the first step a container may batch (-1: none).
+    """
+
+    __slots__ = (
+        "batch_at",
+        "copies",
+        "error",
+        "fixed_bytes",
+        "per_element",
+        "ran",
+        "run",
+        "steps",
+        "syncs",
+    )
+
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        error: Callable[[Any], ConversionError] | None = None,
+        ran: int = 0,
+    ) -> None:
+        self.steps = tuple(steps)
+        self.error = error
+        self.ran = ran
+        self.run = compose(self.steps[ran:])
+        self.batch_at = next((i for i, s in enumerate(self.steps) if s.batch), -1)
+        # what explain reports: passes, and bytes per element of the input (plus fixed ones)
+        self.copies = sum(s.copies for s in self.steps)
+        self.per_element = sum(s.itemsize for s in self.steps if s.copies)
+        self.fixed_bytes = sum(s.nbytes for s in self.steps if s.copies)
+        self.syncs = any(s.syncs for s in self.steps)
+
+    def check(self, subject: Any) -> None:
+        """Raise the refusal, if this plan is one, naming ``subject``."""
+        if self.error is not None:
+            raise self.error(subject)
 
 
 def format_bytes(n: int) -> str:
@@ -87,8 +283,6 @@ class Plan:
     ``copies`` counts full passes over the data, ``bytes_copied`` the bytes those passes write;
     ``copies == 0`` exactly when the result shares memory with the input. For a container,
     ``leaves`` maps each converted leaf's path to its own plan and the numbers are totals.
-    ``input`` (a description of what is converted) and ``steps`` (one line per step) are
-    written when first read, so planning a large tree formats nothing it is not asked for.
 
     >>> import torch, tensorbridge as tb
     >>> print(tb.explain(torch.zeros(2, requires_grad=True)))
@@ -100,10 +294,11 @@ class Plan:
 
     __slots__ = (
         "_input",
+        "_leaves",
+        "_numel",
         "_steps",
         "bytes_copied",
         "copies",
-        "leaves",
         "shares_memory",
         "syncs_device",
         "target",
@@ -118,43 +313,57 @@ class Plan:
         bytes_copied: int,
         shares_memory: bool,
         syncs_device: bool,
-        leaves: Mapping[str, Plan] | None = None,
+        leaves: Mapping[str, Plan] | Callable[[], dict[str, Plan]] | None = None,
+        numel: int = 0,
     ) -> None:
         self.target = target
-        self._input = input
-        self._steps = steps
+        self._input = input  # described when first read (a large tree formats only what is read)
+        self._steps = steps  # Step objects are described (sized for ``numel``) when first read
+        self._numel = numel
         self.copies = copies
         self.bytes_copied = bytes_copied
         self.shares_memory = shares_memory
         self.syncs_device = syncs_device
-        self.leaves: Mapping[str, Plan] = {} if leaves is None else leaves
+        self._leaves = {} if leaves is None else leaves  # a function: written when first read
+
+    @classmethod
+    def of_leaf(cls, target: str, input: Any, plan: LeafPlan, numel: int) -> Plan:
+        """The plan of running ``plan`` on an input of ``numel`` elements."""
+        nbytes = numel * plan.per_element + plan.fixed_bytes
+        return cls(
+            target, input, plan.steps, plan.copies, nbytes, not plan.copies, plan.syncs, None, numel
+        )
 
     @classmethod
     def from_steps(cls, target: str, input: Any, steps: Sequence[Step]) -> Plan:
-        copies = nbytes = 0
-        syncs = False
-        for s in steps:
-            if s.copies:
-                copies += s.copies
-                nbytes += s.nbytes
-            syncs = syncs or s.syncs
+        """The plan of ``steps`` whose sizes are their own (``Step.nbytes``)."""
+        copies = sum(s.copies for s in steps)
+        nbytes = sum(s.bytes_for(0) for s in steps)
+        syncs = any(s.syncs for s in steps)
         return cls(target, input, steps, copies, nbytes, copies == 0, syncs)
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The steps in order, one line each."""
+        if type(self._steps) is not tuple or not all(type(s) is str for s in self._steps):
+            self._steps = tuple(
+                s if isinstance(s, str) else s.describe(self._numel) for s in self._steps
+            )
+        return self._steps  # type: ignore[return-value]
+
+    @property
+    def leaves(self) -> Mapping[str, Plan]:
+        """Each converted leaf's plan, by path (a container's plan; empty for one leaf)."""
+        if callable(self._leaves):
+            self._leaves = self._leaves()
+        return self._leaves
 
     @property
     def input(self) -> str:
         """What is converted: type, dtype, shape and device (or the container's type)."""
         if not isinstance(self._input, str):
-            from ._errors import describe
-
-            self._input = describe(self._input)  # the input itself, described when first read
+            self._input = describe(self._input)
         return self._input
-
-    @property
-    def steps(self) -> tuple[str, ...]:
-        """The steps in order, one line each."""
-        if type(self._steps) is not tuple or not all(isinstance(s, str) for s in self._steps):
-            self._steps = tuple(s if isinstance(s, str) else s.text for s in self._steps)
-        return self._steps  # type: ignore[return-value]
 
     def with_extra_copies(self, extra: int, nbytes: int) -> Plan:
         """The same plan with ``extra`` more passes of ``nbytes`` each (batched packing)."""
@@ -167,7 +376,8 @@ class Plan:
             self.bytes_copied + extra * nbytes,
             copies == 0,
             self.syncs_device,
-            self.leaves,
+            self._leaves,
+            self._numel,
         )
 
     def __repr__(self) -> str:
@@ -180,10 +390,9 @@ class Plan:
 
     def __str__(self) -> str:
         lines = [f"to {self.target}: {self.input}"]
-        if self.leaves:
-            for path, leaf in self.leaves.items():
-                lines.append(f"  {path}: {leaf.input}")
-                lines.extend(f"      - {text}" for text in leaf.steps)
+        for path, leaf in self.leaves.items():
+            lines.append(f"  {path}: {leaf.input}")
+            lines.extend(f"      - {text}" for text in leaf.steps)
         lines.extend(f"  {i}. {text}" for i, text in enumerate(self.steps, 1))
         share = "shares memory" if self.shares_memory else "no memory shared"
         sync = "syncs device" if self.syncs_device else "no device sync"

@@ -28,6 +28,8 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 import torch
 
+from ._api import explain as explain_one
+from ._api import to_numpy, to_torch
 from ._dtypes import by_numpy, by_torch, numpy_backed_empty
 from ._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
 from ._plan import Plan, Step, format_bytes
@@ -148,8 +150,6 @@ def _leaf_dtype(x: Any, i: int, suffix: str, o: Options) -> tuple[Any, torch.dty
 def _adapt(x: Any, i: int, suffix: str, o: Options) -> tuple[Any, torch.dtype]:
     """Any other leaf through the core's rules (masks, long double, datetimes, producers): its
     array view from ``to_numpy``, or, for dtypes PyTorch lacks, the tensor ``to_torch`` makes."""
-    from . import to_numpy, to_torch  # the public functions, whatever module holds them
-
     try:
         a = to_numpy(x)
         if isinstance(a, np.ndarray):
@@ -442,8 +442,6 @@ def input_text(column: Sequence[Any]) -> str:
 
 def _plan_list(column: Sequence[Any], path: str, o: Options, explaining: bool) -> Field:
     """``ragged="list"``: each sample converted as ``to_torch`` converts it."""
-    from . import explain as explain_one
-
     kw = {"dtype": o.dtype, "float_dtype": o.float_dtype}
     leaves = (
         {f"{path}[{i}]": explain_one(x, to="torch", **kw) for i, x in enumerate(column)}
@@ -461,8 +459,6 @@ def _plan_list(column: Sequence[Any], path: str, o: Options, explaining: bool) -
 def _adapted_plans(
     column: Sequence[Any], values: Sequence[Any], adapted: list[int], suffix: str, o: Options
 ) -> dict[str, Plan]:
-    from . import explain as explain_one
-
     kw = {"dtype": o.dtype, "float_dtype": o.float_dtype}
     return {
         at(i, suffix): explain_one(column[i], to="torch", **kw)
@@ -770,8 +766,6 @@ def _stack_on_graph(_: Any, values: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _to_torch_each(_: Any, arg: tuple[list[Any], dict[str, Any]]) -> list[torch.Tensor]:
-    from . import to_torch
-
     column, kw = arg
     out = []
     for i, x in enumerate(column):

@@ -1,31 +1,56 @@
-"""Walking containers: dicts and other mappings, lists, tuples, namedtuples, dataclasses, and
-every node type registered with optree (globally or in the ``"tensorbridge"`` namespace).
+"""Flattening containers, once: the leaves in order, each leaf's path, and a rebuild function.
 
-``walk`` is the hot path: no paths are built. When a leaf fails, the caller walks again with
-``walk_with_paths`` to name the leaf's path (``obj["images"][3]``) in the error.
+Containers are dicts and other mappings, lists, tuples (and their subclasses), namedtuples,
+dataclasses, and node types registered with optree globally or in the ``"tensorbridge"``
+namespace (read through optree's public ``tree_flatten_one_level``). Everything else is a leaf.
+Conversions, ``explain`` and ``to_python`` all use ``flatten``; a leaf's path
+(``obj["images"][3]``) is written only when asked for (an error, ``explain``).
+
+>>> flat = flatten({"a": [1, 2], "b": 3})
+>>> flat.leaves, flat.path(1), flat.rebuild([10, 20, 30])
+([1, 2, 3], 'obj["a"][1]', {'a': [10, 20], 'b': 30})
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import copy
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import Any
 
 import numpy as np
 import optree
 import torch
 
-from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of, node_namespace
+from . import _foreign
+from ._errors import UnsupportedInputError
+from ._kinds import CONTAINER_KINDS, NAMESPACE, Kind, kind_of
 
-PathLeafFn = Callable[[Any, str, str], Any]
+__all__ = ["Flat", "flatten"]
+
+_LEAF_TYPES = frozenset({torch.Tensor, np.ndarray})  # the common leaves, recognised first
+Builder = Callable[[Any], Any]  # takes an iterator over the new leaves, returns the rebuilt node
+# Mappings whose type can be rebuilt from their items; any other comes back as a plain dict.
+_REBUILT_MAPPINGS = (dict, collections.UserDict)
+
+
+class _Attr(str):
+    """A path suffix naming an attribute (``.field``), not a key."""
 
 
 _KEY_TEXTS: dict[str, str] = {}  # the same keys come back call after call (state dicts)
 
 
-def _key_text(key: Any) -> str:
+def key_text(key: Any) -> str:
+    """The path suffix of one key: ``["name"]``, ``[3]``, ``.field``."""
+    if type(key) is _Attr:
+        return "." + key
+    if type(key) is int:
+        return f"[{key}]"
     text = _KEY_TEXTS.get(key) if type(key) is str else None
     if text is not None:
         return text
@@ -40,29 +65,86 @@ def _key_text(key: Any) -> str:
     return text
 
 
-def children(obj: Any, kind: str) -> tuple[list[str], list[Any], Callable[[list[Any]], Any]]:
-    """One level of a container: path suffixes, child values, and a function rebuilding it."""
+class Flat:
+    """A flattened container: ``leaves`` in order, ``path(i)``, and ``rebuild(new_leaves)``."""
+
+    __slots__ = ("_build", "_prefixes", "_segments", "_starts", "leaves")
+
+    def __init__(self, leaves: list[Any], segments: list[Segment], build: Builder | None):
+        self.leaves = leaves
+        # Runs of leaves with one parent: (index of the first, the parent's entry, their keys).
+        # A parent's entry is (its parent's entry, its key), None at the root.
+        self._segments = segments
+        self._starts: list[int] | None = None
+        self._prefixes: dict[int, str] = {}  # a segment's parent path, written once
+        self._build = build
+
+    def path(self, i: int) -> str:
+        """The path of leaf ``i``: ``obj["images"][3]``."""
+        if self._starts is None:
+            self._starts = [seg[0] for seg in self._segments]
+        j = bisect.bisect_right(self._starts, i) - 1
+        start, node, keys = self._segments[j]
+        if keys is None:
+            return "obj"  # the root itself is the one leaf
+        prefix = self._prefixes.get(j)
+        if prefix is None:
+            parts = []
+            while node is not None:
+                node, key = node
+                parts.append(key_text(key))
+            prefix = self._prefixes[j] = "obj" + "".join(reversed(parts))
+        return prefix + key_text(keys[i - start])
+
+    def rebuild(self, new: list[Any]) -> Any:
+        """The container with its leaves replaced by ``new`` (same order)."""
+        if self._build is None:
+            return new[0]
+        return self._build(iter(new))
+
+
+Segment = tuple[int, Any, Any]
+
+
+def flatten(obj: Any, *, split_nested: bool = False, plain: bool = False) -> Flat:
+    """Flatten ``obj`` in one pass. ``split_nested`` treats a top-level nested tensor as the list
+    of its components (as ``to_numpy`` converts it; inside a container it is one leaf, which
+    ``to_numpy`` turns into a list); ``plain`` rebuilds every mapping and dataclass as
+    a ``dict`` and every other container as a ``list`` (JSON's shapes, for ``to_python``)."""
+    leaves: list[Any] = []
+    segments: list[Segment] = []
+    if split_nested and isinstance(obj, torch.Tensor) and obj.is_nested:
+        leaves.extend(obj.unbind())
+        return Flat(leaves, [(0, None, range(len(leaves)))], list)
+    build = _node(obj, None, leaves, segments, plain)
+    if build is None:
+        segments.append((0, None, None))
+        leaves.append(obj)
+    return Flat(leaves, segments, build)
+
+
+def _children(obj: Any, kind: str) -> tuple[list[Any], list[Any], Callable[[list[Any]], Any]]:
+    """One level of a container: keys, child values, and a function rebuilding it."""
     cls = type(obj)
-    if cls is dict or kind is Kind.MAPPING:
+    if kind is Kind.MAPPING:
         keys = list(obj.keys())
-        values = [obj[k] for k in keys]
 
         def rebuild_mapping(new: list[Any]) -> Any:
             items = dict(zip(keys, new, strict=True))
-            if cls is dict:
-                return items
+            if not issubclass(cls, _REBUILT_MAPPINGS):
+                return items  # ChainMap, mappingproxy, ...: a plain dict, never garbled
             try:
                 return cls(items)
-            except TypeError:
-                return items  # a read-only mapping type that cannot be built from items
+            except Exception:
+                return items  # a subclass whose constructor takes other arguments
 
-        return (
-            [_key_text(k) if type(k) is str else f"[{k!r}]" for k in keys],
-            values,
-            rebuild_mapping,
-        )
+        return keys, [obj[k] for k in keys], rebuild_mapping
     if kind is Kind.SEQUENCE:
-        return [f"[{i}]" for i in range(len(obj))], list(obj), cls
+        return list(range(len(obj))), list(obj), cls
+    if kind is Kind.FOREIGN_NODE:  # xarray.Dataset, h5py.Group, PackedSequence: their adapter
+        adapter = _foreign.adapter_for(cls)
+        assert adapter is not None and adapter.children is not None
+        return adapter.children(obj)
     if kind is Kind.DATACLASS:
         names = [f.name for f in dataclasses.fields(obj) if hasattr(obj, f.name)]
 
@@ -72,66 +154,103 @@ def children(obj: Any, kind: str) -> tuple[list[str], list[Any], Callable[[list[
                 object.__setattr__(out, name, value)  # frozen dataclasses too
             return out
 
-        return [f".{n}" for n in names], [getattr(obj, n) for n in names], rebuild_dataclass
+        return [_Attr(n) for n in names], [getattr(obj, n) for n in names], rebuild_dataclass
     # An optree node: dict subclasses, namedtuples, deques, the user's registered types.
-    one = optree.tree_flatten_one_level(obj, namespace=node_namespace(cls) or NAMESPACE)
+    one = optree.tree_flatten_one_level(obj, namespace=NAMESPACE)
     fields = getattr(cls, "_fields", None)
     if isinstance(obj, tuple) and fields is not None:
-        suffixes = [f".{fields[i]}" for i in one.entries]
+        entries: list[Any] = [_Attr(fields[i]) for i in one.entries]
     else:
-        suffixes = [_key_text(e) for e in one.entries]
+        entries = list(one.entries)
 
     def rebuild_node(new: list[Any]) -> Any:
         return one.unflatten_func(one.metadata, new)
 
-    return suffixes, list(one.children), rebuild_node
+    return entries, list(one.children), rebuild_node
 
 
-_LEAF_TYPES = frozenset({torch.Tensor, np.ndarray})  # the common leaves, recognised first
-
-
-def walk(obj: Any, fn: Callable[[Any], Any]) -> Any:
-    """Rebuild ``obj`` with ``fn(leaf)`` applied to every non-container value."""
+def _node(
+    obj: Any, at: Any, leaves: list[Any], segments: list[Segment], plain: bool
+) -> Builder | None:
+    """Append ``obj``'s leaves (and where they are); return its builder, None for a leaf."""
     cls = type(obj)
+    out_keys: Any = None  # the rebuilt mapping's keys, when they differ from the path keys
     if cls is dict:
-        return {k: fn(v) if type(v) in _LEAF_TYPES else walk(v, fn) for k, v in obj.items()}
-    if cls is list:
-        return [fn(v) if type(v) in _LEAF_TYPES else walk(v, fn) for v in obj]
-    if cls is tuple:
-        return tuple([fn(v) if type(v) in _LEAF_TYPES else walk(v, fn) for v in obj])
-    kind = kind_of(obj)
-    if kind not in CONTAINER_KINDS:
-        return fn(obj)
-    _, values, rebuild = children(obj, kind)
-    return rebuild([walk(v, fn) for v in values])
-
-
-def walk_with_paths(obj: Any, fn: PathLeafFn, path: str = "obj") -> Any:
-    """Like ``walk``, passing each leaf's path (``obj["images"][3]``) to ``fn``."""
-    kind = kind_of(obj)
-    if kind not in CONTAINER_KINDS:
-        return fn(obj, kind, path)
-    suffixes, values, rebuild = children(obj, kind)
-    return rebuild(
-        [walk_with_paths(v, fn, path + s) for s, v in zip(suffixes, values, strict=True)]
-    )
-
-
-def visit(obj: Any, fn: PathLeafFn, path: str = "obj") -> None:
-    """Call ``fn(leaf, kind, path)`` for every non-container value of ``obj``, in walking order."""
-    cls = type(obj)
-    if cls is dict:
-        for k, v in obj.items():
-            sub = path + _key_text(k)
-            if type(v) in _LEAF_TYPES:
-                fn(v, kind_of(v), sub)
+        keys = list(obj)
+        values = list(obj.values())
+        kind = "dict"
+    elif cls is list or cls is tuple:
+        keys = range(len(obj))  # type: ignore[assignment]
+        values = list(obj)
+        kind = "seq"
+    else:
+        kind = kind_of(obj)
+        if kind not in CONTAINER_KINDS:
+            return None
+        keys, values, rebuild = _children(obj, kind)
+        if plain and kind is not Kind.FOREIGN_NODE:  # a foreign node rebuilds plain itself
+            if isinstance(obj, Mapping) or kind is Kind.DATACLASS:
+                kind, cls = "dict", dict
+                out_keys = [str(k) if type(k) is _Attr else k for k in keys]
             else:
-                visit(v, fn, sub)
-        return
-    kind = kind_of(obj)
-    if kind not in CONTAINER_KINDS:
-        fn(obj, kind, path)
-        return
-    suffixes, values, _ = children(obj, kind)
-    for s, v in zip(suffixes, values, strict=True):
-        visit(v, fn, path + s)
+                kind, cls = "seq", list
+    if plain and cls is tuple:
+        cls = list
+    if out_keys is None:
+        out_keys = keys
+    if plain and kind == "dict":
+        _check_json_keys(out_keys, at)
+    n = len(values)
+    builders: list[Builder | None] = []
+    any_node = False
+    if set(map(type, values)) <= _LEAF_TYPES:  # tensors and arrays only: one run
+        if n:
+            segments.append((len(leaves), at, keys))
+            leaves.extend(values)
+    else:
+        for k, v in zip(keys, values):  # noqa: B905 - same length by construction
+            b = None if type(v) in _LEAF_TYPES else _node(v, (at, k), leaves, segments, plain)
+            if b is None:
+                segments.append((len(leaves), at, (k,)))
+                leaves.append(v)
+            else:
+                any_node = True
+            builders.append(b)
+    if kind == "dict":
+        if not any_node:
+            return lambda it: dict(zip(out_keys, islice(it, n)))  # noqa: B905
+        return lambda it: {
+            k: next(it) if b is None else b(it)
+            for k, b in zip(out_keys, builders)  # noqa: B905
+        }
+    if kind == "seq":
+        if not any_node:
+            return (
+                (lambda it: list(islice(it, n)))
+                if cls is list
+                else (lambda it: tuple(islice(it, n)))
+            )
+        if cls is list:
+            return lambda it: [next(it) if b is None else b(it) for b in builders]
+        return lambda it: tuple([next(it) if b is None else b(it) for b in builders])
+    if not any_node:
+        return lambda it: rebuild(list(islice(it, n)))
+    return lambda it: rebuild([next(it) if b is None else b(it) for b in builders])
+
+
+_JSON_KEYS = (str, int, float, bool, type(None))
+
+
+def _check_json_keys(keys: Any, at: Any) -> None:
+    """``to_python``'s dicts must be JSON's: keys that ``json.dumps`` cannot write are refused."""
+    for key in keys:
+        if not isinstance(key, _JSON_KEYS):
+            parts = []
+            node = at
+            while node is not None:
+                node, k = node
+                parts.append(key_text(k))
+            raise UnsupportedInputError(
+                f"key {key!r} ({type(key).__name__}) has no JSON form (JSON keys are strings); "
+                f"convert the keys to str first"
+            ).at("obj" + "".join(reversed(parts)))

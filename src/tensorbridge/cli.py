@@ -24,6 +24,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
+from ._plan import format_bytes as human_bytes
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
@@ -375,15 +377,3 @@ def _bench(argv: list[str]) -> int:
             f"the benchmark suite is not available in this install ({exc})", EXIT_BAD_INPUT
         )
     return int(bench_main(argv) or 0)
-
-
-def human_bytes(n: int) -> str:
-    """``1536`` → ``'1.5 KiB'``."""
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")

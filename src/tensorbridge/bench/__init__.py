@@ -35,11 +35,12 @@ __all__ = ["all_cases", "config", "main", "run_cases"]
 
 def all_cases(cfg: Config) -> list[Case]:
     """Every case of the suite, in report order, sized for ``cfg``."""
-    from . import _bulk, _collate, _files, _gpu, _image, _leaf, _trees
+    from . import _bulk, _collate, _files, _gpu, _image, _leaf, _lists, _trees
 
     return (
         _leaf.cases()
         + _trees.cases()
+        + _lists.cases()
         + _bulk.cases(cfg)
         + _gpu.cases(cfg)
         + _image.cases(cfg)  # tensorbridge.image (SKIP without Pillow)

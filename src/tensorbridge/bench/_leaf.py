@@ -155,6 +155,20 @@ def _fixes() -> list[Case]:
     ]
 
 
+def _item() -> list[Case]:
+    t = torch.tensor(2.5)
+    return [
+        Case(
+            "leaf",
+            "item(t) vs t.item()",
+            "tb.item(t)",
+            "t.item()",
+            Target("<=", 2.0),
+            timed(lambda: tb.item(t), lambda: t.item()),
+        )
+    ]
+
+
 def cases() -> list[Case]:
     """The single-leaf cases: plain conversions ("leaf") and inputs needing a fix ("fix")."""
-    return _plain() + _fixes()
+    return _plain() + _item() + _fixes()

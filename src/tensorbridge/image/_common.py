@@ -1,7 +1,8 @@
 """What the image conversions share: resolving arguments, running steps, checking values.
 
-Every conversion is planned as a list of ``Step``s and run by ``run_steps``; ``explain`` returns the
-same steps unrun, so what it reports is what runs.
+Every conversion is planned as a list of ``Step``s and run by ``run_steps`` (through the core's
+step runner, ``_plan.compose``); ``explain`` returns the same steps unrun, so what it reports is
+what runs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from .._errors import ConversionError, LossyConversionError
-from .._plan import Step
+from .._plan import Step, compose
 
 __all__ = [
     "check_choice",
@@ -125,7 +126,7 @@ def run_steps(steps: Sequence[Step], value: Any, what: str = "") -> Any:
     """
     for step in steps:
         try:
-            value = step.fn(value, step.arg)
+            value = compose((step,))(value)  # one at a time: a failure names its step
         except ConversionError:
             raise
         except Exception as exc:
