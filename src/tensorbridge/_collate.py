@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import copy
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,7 +34,7 @@ import torch.utils.data
 from ._api import EXPLAIN_TARGETS
 from ._dtypes import by_torch, torch_dtype
 from ._errors import ConversionError, UnsupportedInputError, describe
-from ._plan import Plan, Step, compose
+from ._plan import LeafPlan, Plan, Step, compose
 from ._stack import (
     NUMBERS,
     Field,
@@ -168,7 +169,9 @@ def _plan_values(column: Sequence[Any], suffix: str) -> Field:
     # list (or tuple), a tuple inside tuples, lists and namedtuples, a list inside mappings.
     values = tuple(column) if type(column) is tuple else list(column)
     kinds = sorted({"None" if x is None else type(x).__name__ for x in values})
-    step = Step(f"keep {len(values)} values in a list (no copy)", const, values)
+    step = Step(
+        f"keep {len(values)} values in a list (no copy)", functools.partial(const, value=values)
+    )
     return Field(f"batch{suffix}", f"{len(values)} × {'/'.join(kinds)}", [step])
 
 
@@ -328,7 +331,7 @@ def explain(samples: Sequence[Any], /, **kwargs: Any) -> Plan:
     batched = fields(tree)
     for f in batched:
         text = f.input if isinstance(f.input, str) else input_text(f.input)
-        leaves[f.path] = Plan.from_steps("torch", text, f.steps)
+        leaves[f.path] = Plan.of_leaf("torch", text, LeafPlan(f.steps))
         if f.leaves:
             leaves.update(f.leaves)
     copies = sum(p.copies for p in leaves.values())

@@ -11,7 +11,6 @@ steps it runs, so tests can compare what ran with what ``explain`` said.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -23,30 +22,34 @@ SIZE = "{size}"  # replaced, in a step's text, by the bytes that step writes
 
 
 class Step:
-    """One step of a conversion, and what it costs.
+    """One step of a conversion, and what it costs: ``Step(text, call, ...)``.
 
-    ``call(value) -> value`` runs it (the planners' steps give ``call``); ``fn(value, arg)`` is
-    the same with an argument (steps built as ``Step(text, fn, arg)`` give ``fn``); either is
-    derived from the other. ``copies`` is 1 when the step writes a full new copy of the data,
-    0 for a view; the bytes it writes are ``nbytes`` plus ``itemsize`` per element of the input
-    (so a cached plan's size is known for any input once its element count is); ``text`` may
-    hold ``{size}`` for them, or be a function (formatted only when read). ``reason`` says why a
-    copying step is needed (``copy=False`` errors name it). ``batch`` names a step a container
-    conversion runs for many leaves at once ("to_host"/"to_device"); ``dtype`` the PyTorch
-    dtype a step produces, where it sets one; ``checks`` that ``call`` refuses inputs whose
-    facts differ from the plain ones its plan was made for (see ``_planner``).
+    ``call(value) -> value`` runs it; a step that needs an argument binds it into ``call``
+    (``functools.partial`` or a closure). ``copies`` is 1 when the step writes a full new copy
+    of the data, 0 for a view. The bytes it writes are ``nbytes`` plus ``itemsize`` per element
+    of the input: a cached plan gives ``itemsize`` (its size is known for any input once the
+    element count is), a plan made for one input (an image, a collated batch) gives its whole
+    size as ``nbytes`` and is reported with ``Plan.of_leaf(..., LeafPlan(steps))`` (numel 0).
+    ``text`` may hold ``{size}`` for those bytes, or be a function formatted only when read (a
+    per-call planner's text can be costly to build and is only read by ``explain``).
+    ``reason`` says why a copying step is needed (``copy=False`` errors name it). ``batch``
+    names a step a container conversion runs for many leaves at once ("to_host"/"to_device");
+    ``dtype`` the PyTorch dtype a step produces, where it sets one; ``checks`` that ``call``
+    refuses inputs whose facts differ from the plain ones its plan was made for (see
+    ``_planner``).
+
+    >>> Step("negate (no copy)", lambda t: -t).call(1)
+    -1
     """
 
     __slots__ = (
         "_reason",
         "_text",
-        "arg",
         "batch",
         "call",
         "checks",
         "copies",
         "dtype",
-        "fn",
         "itemsize",
         "nbytes",
         "syncs",
@@ -55,10 +58,8 @@ class Step:
     def __init__(
         self,
         text: str | Callable[[], str],
-        fn: Callable[[Any, Any], Any] | None = None,
-        arg: Any = None,
+        call: Callable[[Any], Any],
         *,
-        call: Callable[[Any], Any] | None = None,
         nbytes: int = 0,
         itemsize: int = 0,
         copies: int = 0,
@@ -68,14 +69,7 @@ class Step:
         dtype: Any = None,
         checks: bool = False,
     ) -> None:
-        if call is None:
-            assert fn is not None
-            call = functools.partial(_with_arg, fn, arg)
-        if fn is None:
-            fn = functools.partial(_without_arg, call)
         self._text = text
-        self.fn = fn
-        self.arg = arg
         self.call = call
         self.nbytes = nbytes
         self.itemsize = itemsize
@@ -107,14 +101,6 @@ class Step:
 
     def __repr__(self) -> str:
         return f"Step({self.text!r})"
-
-
-def _with_arg(fn: Callable[[Any, Any], Any], arg: Any, value: Any) -> Any:
-    return fn(value, arg)
-
-
-def _without_arg(call: Callable[[Any], Any], value: Any, arg: Any = None) -> Any:
-    return call(value)
 
 
 class Refusal(Exception):
@@ -327,20 +313,13 @@ class Plan:
         self._leaves = {} if leaves is None else leaves  # a function: written when first read
 
     @classmethod
-    def of_leaf(cls, target: str, input: Any, plan: LeafPlan, numel: int) -> Plan:
-        """The plan of running ``plan`` on an input of ``numel`` elements."""
+    def of_leaf(cls, target: str, input: Any, plan: LeafPlan, numel: int = 0) -> Plan:
+        """The plan of running ``plan`` on an input of ``numel`` elements (0: a plan made for
+        one input, whose steps give their sizes as ``nbytes``)."""
         nbytes = numel * plan.per_element + plan.fixed_bytes
         return cls(
             target, input, plan.steps, plan.copies, nbytes, not plan.copies, plan.syncs, None, numel
         )
-
-    @classmethod
-    def from_steps(cls, target: str, input: Any, steps: Sequence[Step]) -> Plan:
-        """The plan of ``steps`` whose sizes are their own (``Step.nbytes``)."""
-        copies = sum(s.copies for s in steps)
-        nbytes = sum(s.bytes_for(0) for s in steps)
-        syncs = any(s.syncs for s in steps)
-        return cls(target, input, steps, copies, nbytes, copies == 0, syncs)
 
     @property
     def steps(self) -> tuple[str, ...]:

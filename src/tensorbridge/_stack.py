@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -315,8 +316,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
                 "stack on the autograd graph (torch.stack, keeps the graph): "
                 + _fill_text(values, adapted, sources, target, n)
             ),
-            _stack_on_graph,
-            values,
+            functools.partial(_stack_on_graph, values=list(values)),
             nbytes=nbytes,
             copies=1,
         )
@@ -335,16 +335,20 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
     steps = [
         Step(
             lambda: f"allocate batch {full} {target} on {device}{where} ({format_bytes(nbytes)})",
-            _quiet_complex32(_allocate) if target is _COMPLEX32 else _allocate,
-            (full, target, device, shared),
+            functools.partial(
+                _quiet_complex32(_allocate) if target is _COMPLEX32 else _allocate,
+                arg=(full, target, device, shared),
+            ),
         )
     ]
     if ragged:
         steps.append(
             Step(
                 lambda: f"fill with pad_value={o.pad_value!r} ({format_bytes(nbytes)} written)",
-                _quiet_complex32(_fill) if target is _COMPLEX32 else _fill,
-                (o.pad_value, path),
+                functools.partial(
+                    _quiet_complex32(_fill) if target is _COMPLEX32 else _fill,
+                    arg=(o.pad_value, path),
+                ),
             )
         )
     steps.append(
@@ -354,8 +358,7 @@ def plan_leaves(column: Sequence[Any], suffix: str, o: Options, explaining: bool
                 f"({format_bytes(sample_bytes)}; {how}): "
                 + _fill_text(values, adapted, sources, target, n)
             ),
-            fill,
-            FillArg(values, cast, shapes if ragged else None, suffix),
+            functools.partial(fill, arg=FillArg(values, cast, shapes if ragged else None, suffix)),
             nbytes=sample_bytes,
             copies=1,
         )
@@ -450,8 +453,7 @@ def _plan_list(column: Sequence[Any], path: str, o: Options, explaining: bool) -
     )
     step = Step(
         f"ragged: a list of {len(column)} per-sample tensors (to_torch of each sample)",
-        _to_torch_each,
-        (column, kw),
+        functools.partial(_to_torch_each, arg=(column, kw)),
     )
     return Field(path, column, [step], leaves)
 
@@ -565,7 +567,7 @@ _COMPLEX_PARTS = {
 }
 
 
-def _quiet_complex32(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+def _quiet_complex32(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` with PyTorch's "ComplexHalf support is experimental" warning silenced: the batch
     is built correctly, and the warning would leak to a caller who asked for nothing new."""
 
@@ -765,7 +767,7 @@ def _stack_on_graph(_: Any, values: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(values)
 
 
-def _to_torch_each(_: Any, arg: tuple[list[Any], dict[str, Any]]) -> list[torch.Tensor]:
+def _to_torch_each(_: Any, arg: tuple[Sequence[Any], dict[str, Any]]) -> list[torch.Tensor]:
     column, kw = arg
     out = []
     for i, x in enumerate(column):
@@ -776,7 +778,7 @@ def _to_torch_each(_: Any, arg: tuple[list[Any], dict[str, Any]]) -> list[torch.
     return out
 
 
-_FILLS: dict[str, Callable[[torch.Tensor, Any], torch.Tensor]] = {
+_FILLS: dict[str, Callable[..., torch.Tensor]] = {
     "torch.stack into the batch": _stack_tensors,
     "torch.stack of views into the batch": _stack_views,
     "numpy.concatenate into the batch": _concatenate,

@@ -27,7 +27,7 @@ from PIL import Image
 
 from .. import _dtypes
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from .._plan import Plan, Step, format_bytes
+from .._plan import LeafPlan, Plan, Step, format_bytes
 from . import _common
 from ._modes import MODES, RAW_ONLY, describe_image, pillow_nbytes
 from ._store import SCALE_MAX, Store
@@ -429,13 +429,13 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
             Step(
                 f"decode {img.format or 'the file'} with Pillow{oriented} "
                 f"({format_bytes(pillow_nbytes(mode, size))})",
-                _decode,
-                (index, what, (img.mode, img.size)),
+                functools.partial(_decode, arg=(index, what, (img.mode, img.size))),
                 nbytes=pillow_nbytes(mode, size),
                 copies=1,
             )
         )
-    if orientation != 1 and opts.exif != by_decoder:
+    turned = orientation != 1 and opts.exif != by_decoder
+    if turned:
         method, name = ORIENTATIONS[orientation]
         if by_decoder:  # exif=False: the decoder's turn is undone, to give the stored pixels
             method = UNDO.get(orientation, method)
@@ -448,8 +448,7 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
         item.steps.append(
             Step(
                 f"{name} ({format_bytes(n)})",
-                _transpose,
-                (index, method),
+                functools.partial(_transpose, arg=(index, method)),
                 nbytes=n,
                 copies=1,
             )
@@ -457,14 +456,13 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
     target = opts.mode or mode
     if target != mode:
         _check_convertible(what, mode, target)
-        still_theirs = not any(step.fn is _transpose for step in item.steps)
+        still_theirs = not turned
         copy_first = mode in ("P", "PA") and "transparency" in img.info and still_theirs
         n = pillow_nbytes(target, size)
         item.steps.append(
             Step(
                 f"convert mode {mode} → {target} with Pillow ({format_bytes(n)})",
-                _convert,
-                (index, target, copy_first),
+                functools.partial(_convert, arg=(index, target, copy_first)),
                 nbytes=n,
                 copies=1,
             )
@@ -474,8 +472,7 @@ def _plan_image(item: Item, img: Image.Image, opts: Options, batch: bool, index:
         item.steps.append(
             Step(
                 f"copy the LAB bands as Pillow stores them ({format_bytes(n)})",
-                _lab_bands,
-                index,
+                functools.partial(_lab_bands, i=index),
                 nbytes=n,
                 copies=1,
             )
@@ -543,8 +540,7 @@ def _read_step(item: Item, index: int, store: Store, batch: bool, out_bytes: int
     spec = ReadSpec(index, row.raw, raw_dtype, row.channels, expand, channels, store, batch)
     return Step(
         lambda: f"read pixels from Pillow ({how}{swap}), {store.text} ({format_bytes(out_bytes)})",
-        _read,
-        spec,
+        functools.partial(_read, spec=spec),
         nbytes=out_bytes,
         copies=1,
     )
@@ -602,16 +598,18 @@ class Planned:
         """The ``Plan`` explain returns (a batch holds each image's plan by index)."""
         if self.batch and self.items:
             leaves = {
-                it.name: Plan.from_steps(target, it.what.removeprefix(f"{it.name} = "), it.steps)
+                it.name: Plan.of_leaf(
+                    target, it.what.removeprefix(f"{it.name} = "), LeafPlan(it.steps)
+                )
                 for it in self.items
             }
-            final = Plan.from_steps(target, self.what, self.final)
+            final = Plan.of_leaf(target, self.what, LeafPlan(self.final))
             copies = sum(p.copies for p in leaves.values()) + final.copies
             nbytes = sum(p.bytes_copied for p in leaves.values()) + final.bytes_copied
             syncs = final.syncs_device
             return Plan(target, self.what, self.final, copies, nbytes, copies == 0, syncs, leaves)
         steps = [s for it in self.items for s in it.steps] + self.final
-        return Plan.from_steps(target, self.what, steps)
+        return Plan.of_leaf(target, self.what, LeafPlan(steps))
 
 
 def _items(img: Any, stack: contextlib.ExitStack) -> tuple[list[tuple[str, Any, str]], bool]:
@@ -722,8 +720,7 @@ def _plan(img: Any, opts: Options, stack: contextlib.ExitStack) -> Planned:
             item.steps.append(
                 Step(
                     f"copy pixels{swap}, {store.text} ({format_bytes(per_item)})",
-                    _read_array,
-                    (i, store, batch),
+                    functools.partial(_read_array, spec=(i, store, batch)),
                     nbytes=per_item,
                     copies=1,
                 )
@@ -751,8 +748,7 @@ def _plan_nhwc(item: Item, opts: Options) -> Planned:
     item.steps.append(
         Step(
             f"copy pixels, {store.text} ({format_bytes(n)})",
-            _read_array,
-            (0, store, False),
+            functools.partial(_read_array, spec=(0, store, False)),
             nbytes=n,
             copies=1,
         )
@@ -788,7 +784,7 @@ def _view_steps(
     return steps + _final_steps(opts, shape, dtype, None, input_view=True)
 
 
-def _add_channel(work: Work, _: Any) -> Work:
+def _add_channel(work: Work) -> Work:
     work.value = work.value[..., None]
     return work
 
@@ -812,8 +808,9 @@ def _final_steps(
         steps.append(
             Step(
                 f"round float32 → {name} ({format_bytes(nb)})",
-                _cast_staged,
-                (staged, opts.scale, what, pixels in SCALE_MAX),
+                functools.partial(
+                    _cast_staged, arg=(staged, opts.scale, what, pixels in SCALE_MAX)
+                ),
                 nbytes=nb,
                 copies=1,
             )
@@ -825,8 +822,7 @@ def _final_steps(
         steps.append(
             Step(
                 f"copy cpu → {opts.device} ({format_bytes(nb)})",
-                _to_device,
-                opts.device,
+                functools.partial(_to_device, device=opts.device),
                 nbytes=nb,
                 copies=1,
                 syncs=True,
@@ -835,7 +831,7 @@ def _final_steps(
     return steps
 
 
-def _as_tensor(work: Work, _: Any) -> Work:
+def _as_tensor(work: Work) -> Work:
     work.value = torch.from_numpy(work.value)
     return work
 
@@ -875,7 +871,7 @@ def _cast_staged(work: Work, arg: tuple[torch.dtype, bool, str, bool]) -> Work:
     return work
 
 
-def _to_chw(work: Work, _: Any) -> Work:
+def _to_chw(work: Work) -> Work:
     v = work.value
     order = (2, 0, 1) if v.ndim == 3 else (0, 3, 1, 2)
     work.value = v.permute(*order) if isinstance(v, torch.Tensor) else v.transpose(order)

@@ -7,6 +7,7 @@ into HWC, the copy into Pillow's memory); ``run`` executes exactly those steps.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from PIL import Image
 
 from .._errors import ConversionError, LossyConversionError, UnsupportedInputError, describe
-from .._plan import Plan, Step, format_bytes
+from .._plan import LeafPlan, Plan, Step, format_bytes
 from . import _common
 from ._modes import TO_PIL_MODES, pillow_nbytes
 
@@ -130,19 +131,19 @@ def _target(
     return chosen, np.dtype(PIXEL_DTYPE.get(chosen, dtype.str))
 
 
-def _detach(x: torch.Tensor, _: Any) -> torch.Tensor:
+def _detach(x: torch.Tensor) -> torch.Tensor:
     return x.detach()
 
 
-def _to_cpu(x: torch.Tensor, _: Any) -> torch.Tensor:
+def _to_cpu(x: torch.Tensor) -> torch.Tensor:
     return x.cpu()
 
 
-def _widen(x: torch.Tensor, _: Any) -> torch.Tensor:
+def _widen(x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-def _as_numpy(x: torch.Tensor, _: Any) -> np.ndarray:
+def _as_numpy(x: torch.Tensor) -> np.ndarray:
     return x.resolve_neg().numpy()
 
 
@@ -342,7 +343,7 @@ def _plan(
         how = ", CHW → HWC" if first and c > 1 else ""
         cast = f", {dtype} → {pixel.name}" if pixel.str != dtype.str else ""
         text = f"copy rows into {count} (mode {mode_name}{how}{cast}, {format_bytes(nbytes)})"
-    steps.append(Step(text, _build, target, nbytes=nbytes, copies=1))
+    steps.append(Step(text, functools.partial(_build, target=target), nbytes=nbytes, copies=1))
     return what, steps
 
 
@@ -359,4 +360,4 @@ def explain(x: Any, layout: Any, value_range: Any, overflow: Any, mode: Any) -> 
     if isinstance(x, np.ndarray):
         x = _common.plain_array(x, describe(x))
     what, steps = _plan(x, layout, value_range, overflow, mode)
-    return Plan.from_steps("pil", what, steps)
+    return Plan.of_leaf("pil", what, LeafPlan(steps))
