@@ -124,6 +124,31 @@ def test_flat_state_dict_stays_flat(tmp_path: Path) -> None:
     model.load_state_dict(back)
 
 
+def test_write_nests_mappings_lists_and_tuples_only(tmp_path: Path) -> None:
+    """``files.write`` names a namedtuple's tensors by position and refuses a dataclass leaf."""
+    import collections
+    import dataclasses
+
+    from tensorbridge.files import BadFileError
+
+    pair = collections.namedtuple("pair", "x y")
+    a, b, c = np.arange(3.0), np.arange(4), np.ones((2, 2), np.float32)
+    files.write(tmp_path / "a.npz", {"p": pair(a, b), 7: [c]})
+    with np.load(tmp_path / "a.npz") as got:
+        assert sorted(got.files) == ["7.0", "p.0", "p.1"]
+        assert got["p.0"].tobytes() == a.tobytes() and got["7.0"].tobytes() == c.tobytes()
+
+    @dataclasses.dataclass
+    class Box:
+        w: np.ndarray
+
+    with pytest.raises(BadFileError, match="'box' is a Box, not a tensor"):
+        files.write(tmp_path / "b.npz", {"box": Box(a)})
+    with pytest.raises(BadFileError, match=r"same name 'a\.b'"):
+        files.write(tmp_path / "c.npz", {"a.b": a, "a": {"b": b}})
+    assert not (tmp_path / "b.npz").exists() and not (tmp_path / "c.npz").exists()
+
+
 @pytest.mark.parametrize("dst_fmt", ["safetensors", "npz", "pt"])
 def test_conj_neg_and_views_are_written_as_logical_values(tmp_path: Path, dst_fmt: str) -> None:
     """Conj/neg views, strided, offset and shared tensors are written as their logical values."""

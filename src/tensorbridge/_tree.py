@@ -3,8 +3,9 @@
 Containers are dicts and other mappings, lists, tuples (and their subclasses), namedtuples,
 dataclasses, and node types registered with optree globally or in the ``"tensorbridge"``
 namespace (read through optree's public ``tree_flatten_one_level``). Everything else is a leaf.
-Conversions, ``explain`` and ``to_python`` all use ``flatten``; a leaf's path
-(``obj["images"][3]``) is written only when asked for (an error, ``explain``).
+Conversions, ``explain``, ``to_python`` and the file formats all use ``flatten``; a leaf's path
+(``obj["images"][3]``) or its key path (``("images", 3)``) is written only when asked for (an
+error, ``explain``, a file's dotted tensor names).
 
 >>> flat = flatten({"a": [1, 2], "b": 3})
 >>> flat.leaves, flat.path(1), flat.rebuild([10, 20, 30])
@@ -34,6 +35,7 @@ __all__ = ["Flat", "flatten"]
 
 _LEAF_TYPES = frozenset({torch.Tensor, np.ndarray})  # the common leaves, recognised first
 Builder = Callable[[Any], Any]  # takes an iterator over the new leaves, returns the rebuilt node
+_FILE_NODES = (Mapping, list, tuple)  # the containers file formats nest (``is_leaf`` given)
 # Mappings whose type can be rebuilt from their items; any other comes back as a plain dict.
 _REBUILT_MAPPINGS = (dict, collections.UserDict)
 
@@ -96,6 +98,21 @@ class Flat:
             prefix = self._prefixes[j] = "obj" + "".join(reversed(parts))
         return prefix + key_text(keys[i - start])
 
+    def key_path(self, i: int) -> tuple[Any, ...]:
+        """The keys leading to leaf ``i``, as the containers hold them: ``("images", 3)``;
+        a dataclass or namedtuple field is its name; ``()`` for a root that is itself the leaf."""
+        if self._starts is None:
+            self._starts = [seg[0] for seg in self._segments]
+        j = bisect.bisect_right(self._starts, i) - 1
+        start, node, keys = self._segments[j]
+        if keys is None:
+            return ()
+        parts = [keys[i - start]]
+        while node is not None:
+            node, key = node
+            parts.append(key)
+        return tuple(str(k) if type(k) is _Attr else k for k in reversed(parts))
+
     def rebuild(self, new: list[Any]) -> Any:
         """The container with its leaves replaced by ``new`` (same order)."""
         if self._build is None:
@@ -106,17 +123,28 @@ class Flat:
 Segment = tuple[int, Any, Any]
 
 
-def flatten(obj: Any, *, split_nested: bool = False, plain: bool = False) -> Flat:
+def flatten(
+    obj: Any,
+    *,
+    split_nested: bool = False,
+    plain: bool = False,
+    is_leaf: Callable[[Any], bool] | None = None,
+) -> Flat:
     """Flatten ``obj`` in one pass. ``split_nested`` treats a top-level nested tensor as the list
     of its components (as ``to_numpy`` converts it; inside a container it is one leaf, which
     ``to_numpy`` turns into a list); ``plain`` rebuilds every mapping and dataclass as
-    a ``dict`` and every other container as a ``list`` (JSON's shapes, for ``to_python``)."""
+    a ``dict`` and every other container as a ``list`` (JSON's shapes, for ``to_python``).
+
+    ``is_leaf`` narrows what is walked to what the file formats nest: with it, only mappings,
+    lists and tuples (subclasses too, a namedtuple by position) for which ``is_leaf`` is false
+    are containers, everything else is a leaf. Such a ``Flat`` is for its leaves and key paths,
+    not for ``rebuild``."""
     leaves: list[Any] = []
     segments: list[Segment] = []
     if split_nested and isinstance(obj, torch.Tensor) and obj.is_nested:
         leaves.extend(obj.unbind())
         return Flat(leaves, [(0, None, range(len(leaves)))], list)
-    build = _node(obj, None, leaves, segments, plain)
+    build = _node(obj, None, leaves, segments, plain, is_leaf)
     if build is None:
         segments.append((0, None, None))
         leaves.append(obj)
@@ -170,11 +198,18 @@ def _children(obj: Any, kind: str) -> tuple[list[Any], list[Any], Callable[[list
 
 
 def _node(
-    obj: Any, at: Any, leaves: list[Any], segments: list[Segment], plain: bool
+    obj: Any,
+    at: Any,
+    leaves: list[Any],
+    segments: list[Segment],
+    plain: bool,
+    is_leaf: Callable[[Any], bool] | None,
 ) -> Builder | None:
     """Append ``obj``'s leaves (and where they are); return its builder, None for a leaf."""
     cls = type(obj)
     out_keys: Any = None  # the rebuilt mapping's keys, when they differ from the path keys
+    if is_leaf is not None and (is_leaf(obj) or not isinstance(obj, _FILE_NODES)):
+        return None
     if cls is dict:
         keys = list(obj)
         values = list(obj.values())
@@ -184,9 +219,12 @@ def _node(
         values = list(obj)
         kind = "seq"
     else:
-        kind = kind_of(obj)
-        if kind not in CONTAINER_KINDS:
-            return None
+        if is_leaf is not None:  # the file formats' nodes: any mapping, list or tuple
+            kind = Kind.MAPPING if isinstance(obj, Mapping) else Kind.SEQUENCE
+        else:
+            kind = kind_of(obj)
+            if kind not in CONTAINER_KINDS:
+                return None
         keys, values, rebuild = _children(obj, kind)
         if plain and kind is not Kind.FOREIGN_NODE:  # a foreign node rebuilds plain itself
             if isinstance(obj, Mapping) or kind is Kind.DATACLASS:
@@ -209,7 +247,11 @@ def _node(
             leaves.extend(values)
     else:
         for k, v in zip(keys, values):  # noqa: B905 - same length by construction
-            b = None if type(v) in _LEAF_TYPES else _node(v, (at, k), leaves, segments, plain)
+            b = (
+                None
+                if type(v) in _LEAF_TYPES
+                else _node(v, (at, k), leaves, segments, plain, is_leaf)
+            )
             if b is None:
                 segments.append((len(leaves), at, (k,)))
                 leaves.append(v)

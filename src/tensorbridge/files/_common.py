@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _tree
 from .._dtypes import by_numpy
 
 __all__ = [
@@ -161,6 +162,9 @@ def flatten(
 ) -> tuple[dict[str, Any], dict[str, tuple[Key, ...]] | None]:
     """Flatten nested mappings and lists into ``{"a.b.0": leaf}`` and the path of each name.
 
+    The walk is the core's (``_tree.flatten`` with ``is_leaf``): mappings, lists and tuples are
+    nested, everything else (and whatever ``is_leaf`` accepts) is a leaf.
+
     The paths are ``None`` when the tree was already flat (a ``model.state_dict()``), so writing it
     back gives the same flat dict.
 
@@ -170,26 +174,14 @@ def flatten(
     """
     flat: dict[str, Any] = {}
     paths: dict[str, tuple[Key, ...]] = {}
-
-    def walk(node: Any, path: tuple[Key, ...]) -> None:
-        if is_leaf(node) or not isinstance(node, (Mapping, list, tuple)):
-            name = ".".join(str(k) for k in path)
-            if name in flat:
-                raise BadFileError(
-                    f"two values flatten to the same name {name!r}; rename one of them"
-                )
-            flat[name] = node
-            paths[name] = path
-            return
-        items = node.items() if isinstance(node, Mapping) else enumerate(node)
-        for key, child in items:
-            walk(child, (*path, key if isinstance(key, int) else str(key)))
-
-    if isinstance(tree, (Mapping, list, tuple)) and not is_leaf(tree):
-        walk(tree, ())
-    else:
-        flat[""] = tree
-        paths[""] = ()
+    tree_flat = _tree.flatten(tree, is_leaf=is_leaf)  # the one container walk of the core
+    for i, leaf in enumerate(tree_flat.leaves):
+        path = tuple(k if isinstance(k, int) else str(k) for k in tree_flat.key_path(i))
+        name = ".".join(str(k) for k in path)
+        if name in flat:
+            raise BadFileError(f"two values flatten to the same name {name!r}; rename one of them")
+        flat[name] = leaf
+        paths[name] = path
     nested = any(len(p) != 1 or not isinstance(p[0], str) for p in paths.values())
     return flat, (paths if nested else None)
 
