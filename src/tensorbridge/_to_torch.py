@@ -99,13 +99,7 @@ def _copy_and_wrap(native: np.dtype[Any], negative: bool, exact: bool, row: DTyp
     wrap = _wrapper(row, False)
     # astype and order="K" keep the memory order of the input but always yield positive
     # strides; astype keeps a subclass, so only an exact ndarray takes it.
-    if exact:
-
-        def copy(a: np.ndarray) -> np.ndarray:
-            return a.astype(native)
-
-    else:
-        copy = functools.partial(np.array, dtype=native, order="K", copy=True)
+    copy = functools.partial(np.array, dtype=native, order="K", copy=True)
     if negative:
         if exact:
             return lambda a: wrap(a.astype(native))
@@ -115,7 +109,7 @@ def _copy_and_wrap(native: np.dtype[Any], negative: bool, exact: bool, row: DTyp
         # Planned for positive strides: refuse others, as torch.from_numpy does (see _planner).
         if a.ndim and min(a.strides) < 0:
             raise NotPlain
-        return wrap(copy(a))
+        return wrap(a.astype(native) if exact else copy(a))
 
     return checked
 
