@@ -94,18 +94,24 @@ def tensor_key(t: torch.Tensor, o: Options) -> tuple[Any, ...]:
 # --- step functions ----------------------------------------------------------------------
 
 
-def _native_copy(native: np.dtype[Any], negative: bool) -> Any:
-    # order="K" keeps the memory order of the input but always yields positive strides.
+def _copy_and_wrap(native: np.dtype[Any], negative: bool, exact: bool, row: DType) -> Any:
+    """One call copying to a native, positive-stride array and wrapping it (a hot fix)."""
+    wrap = _wrapper(row, False)
+    # astype and order="K" keep the memory order of the input but always yield positive
+    # strides; astype keeps a subclass, so only an exact ndarray takes it.
+    copy = functools.partial(np.array, dtype=native, order="K", copy=True)
     if negative:
-        return functools.partial(np.array, dtype=native, order="K", copy=True)
+        if exact:
+            return lambda a: wrap(a.astype(native))
+        return lambda a: wrap(copy(a))
 
-    def copy(a: np.ndarray) -> np.ndarray:
+    def checked(a: np.ndarray) -> torch.Tensor:
         # Planned for positive strides: refuse others, as torch.from_numpy does (see _planner).
         if a.ndim and min(a.strides) < 0:
             raise NotPlain
-        return np.array(a, dtype=native, order="K", copy=True)
+        return wrap(a.astype(native) if exact else copy(a))
 
-    return copy
+    return checked
 
 
 def _wrapper(row: DType, read_only: bool) -> Any:
@@ -246,18 +252,20 @@ def plan_from_array(k: ArrayKey, o: Options, prefix: tuple[Step, ...] = ()) -> l
     ]
     why = "; ".join(r for r in reasons if r)
     if why:
+        # the copy and the wrap as one step (one call): these fixes are hot paths
         steps.append(
             Step(
-                f"copy to a native, positive-stride array ({SIZE}): {why}",
-                call=_native_copy(native, left.negative),
+                f"copy to a native, positive-stride torch.Tensor {row.torch} ({SIZE}): {why}",
+                call=_copy_and_wrap(native, left.negative, left.cls is np.ndarray, row),
                 itemsize=native.itemsize,
                 copies=1,
                 reason=why,
+                dtype=row.torch,
                 checks=not left.negative,
             )
         )
-        read_only = False
-    steps.append(_WRAPS_READ_ONLY[row.torch] if read_only else WRAPS[row.torch])
+    else:
+        steps.append(_WRAPS_READ_ONLY[row.torch] if read_only else WRAPS[row.torch])
     return _tail(steps, row, o)
 
 
