@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-CORE = sorted(
-    p
-    for p in (Path(__file__).parent.parent / "src" / "tensorbridge").glob("_*.py")
-    if p.name not in ("__init__.py", "__main__.py", "_demo.py")
-)
+# The conversion core (docs/design.md's module table); other modules keep their own rules.
+CORE_MODULES = [
+    "_adapt", "_api", "_batches", "_dtypes", "_errors", "_kinds", "_memory", "_options", "_plan",
+    "_planner", "_python", "_to_numpy", "_to_torch", "_transfer", "_transfer_plan", "_tree",
+]  # fmt: skip
+CORE = [Path(__file__).parent.parent / "src" / "tensorbridge" / f"{m}.py" for m in CORE_MODULES]
 
 
 def _relative_imports(path: Path) -> set[str]:
