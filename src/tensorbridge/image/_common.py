@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._dtypes import TABLE
 from .._errors import ConversionError, LossyConversionError
 from .._plan import Step, compose
 
@@ -29,20 +30,9 @@ __all__ = [
     "torch_dtype_of",
 ]
 
-_PAIRS = [
-    (np.dtype(np.bool_), torch.bool),
-    (np.dtype(np.uint8), torch.uint8),
-    (np.dtype(np.int8), torch.int8),
-    (np.dtype(np.int16), torch.int16),
-    (np.dtype(np.uint16), torch.uint16),
-    (np.dtype(np.int32), torch.int32),
-    (np.dtype(np.uint32), torch.uint32),
-    (np.dtype(np.int64), torch.int64),
-    (np.dtype(np.uint64), torch.uint64),
-    (np.dtype(np.float16), torch.float16),
-    (np.dtype(np.float32), torch.float32),
-    (np.dtype(np.float64), torch.float64),
-]
+# Pixel dtypes: the rows of the one dtype table that NumPy and PyTorch both hold natively and
+# that are real (bool, integers, floats); ml_dtypes and complex types are not pixels.
+_PAIRS = [(row.numpy, row.torch) for row in TABLE if row.native and row.kind in "biuf"]
 _TO_TORCH = dict(_PAIRS)
 _TO_NUMPY = {t: n for n, t in _PAIRS}
 
