@@ -22,9 +22,9 @@ import dataclasses
 import io
 import pickle
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -285,7 +285,8 @@ class DcpReader(Reader):
         planner.set_up_planner(state_dict, self.meta, True)
         reader.set_up_storage_reader(self.meta, True)
         plan = reader.prepare_local_plan(planner.create_local_plan())
-        plan = planner.finish_plan(reader.prepare_global_plan(planner.create_global_plan([plan]))[0])
+        plans = reader.prepare_global_plan(planner.create_global_plan([plan]))
+        plan = planner.finish_plan(plans[0])
         where = reader.storage_data
         items = sorted(
             plan.items,
