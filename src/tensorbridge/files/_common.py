@@ -236,8 +236,11 @@ def cast(array: np.ndarray, dtype: np.dtype[Any] | None) -> np.ndarray:
     return to_numpy(to_torch(array, dtype=dtype))
 
 
-def chunks(array: np.ndarray, dtype: np.dtype[Any] | None = None) -> Iterator[np.ndarray]:
-    """``array``'s values in C order as flat arrays of about ``CHUNK_BYTES``, cast to ``dtype``.
+def chunks(
+    array: np.ndarray, dtype: np.dtype[Any] | None = None, step: int | None = None
+) -> Iterator[np.ndarray]:
+    """``array``'s values in C order as flat arrays of about ``CHUNK_BYTES`` (or of ``step``
+    values), cast to ``dtype``.
 
     Casting chunk by chunk keeps a cast's extra memory at one chunk, not one more tensor; the
     pages of a read-only file map are handed back once their chunk has been used (``release``),
@@ -246,7 +249,7 @@ def chunks(array: np.ndarray, dtype: np.dtype[Any] | None = None) -> Iterator[np
     array = np.ascontiguousarray(array)
     flat = array.reshape(-1)
     out = dtype if dtype is not None else array.dtype
-    step = max(1, CHUNK_BYTES // max(out.itemsize, array.dtype.itemsize))
+    step = step or max(1, CHUNK_BYTES // max(out.itemsize, array.dtype.itemsize))
     for start in range(0, flat.size, step):
         part = flat[start : start + step]
         yield np.ascontiguousarray(cast(part, dtype))
@@ -280,6 +283,23 @@ def release(array: np.ndarray) -> None:
     begin -= begin % mmap.PAGESIZE
     if 0 <= begin < end:
         mapped.madvise(advice, begin, end - begin)
+
+
+def each(entries: list[Entry], arrays: Iterable[np.ndarray]) -> Iterator[tuple[Entry, np.ndarray]]:
+    """``zip(entries, arrays, strict=True)`` that lets each array go before the next is read.
+
+    ``zip`` keeps its last tuple until the next item is in, so two tensors would be held at once;
+    here the caller's ``del array`` after writing it frees it.
+    """
+    source = iter(arrays)
+    for entry in entries:
+        array = next(source, None)
+        if array is None:
+            raise BadFileError(f"no values for tensor {entry.name!r}")
+        yield entry, array
+        del array
+    if next(source, None) is not None:
+        raise BadFileError("more arrays than tensors to write")
 
 
 def write_bytes(

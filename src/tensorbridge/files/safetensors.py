@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._dtypes import numpy_dtype
-from ._common import BadFileError, Entry, Layout, Progress, Reader, unique_keys, write_bytes
+from ._common import BadFileError, Entry, Layout, Progress, Reader, each, unique_keys, write_bytes
 
 __all__ = ["DTYPES", "MAX_HEADER_BYTES", "SafetensorsReader", "write"]
 
@@ -263,7 +263,7 @@ def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = N
     """Write ``layout``'s arrays, each cast to its entry's dtype, to ``path``."""
     with open(path, "wb") as f:
         f.write(header_bytes(layout))
-        for entry, array in zip(layout.entries, arrays, strict=True):
+        for entry, array in each(layout.entries, arrays):
             assert entry.dtype is not None
             if array.size * entry.dtype.itemsize != entry.nbytes:
                 raise BadFileError(
@@ -271,3 +271,4 @@ def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = N
                     f"the header promised {entry.nbytes}"
                 )
             write_bytes(f, array, progress, _little(entry.dtype))
+            del array  # freed before the next tensor is read, not after
