@@ -202,22 +202,31 @@ def test_float_dtype_must_be_floating_for_image_files_too(
 # --------------------------------------------------------------------------------------------
 # replacing a directory with --force: one atomic swap, or two renames the next run can undo
 
-# A real `--force` conversion onto an existing directory in a child process, on a system without
-# renameat2 (so the old directory is moved aside, then the new one moved in), that SIGKILLs itself
-# right after the rename that moves DST away ("first") or the one that moves the new one in
-# ("second"): the moment a kill leaves the most behind, reached without any timing.
+# A real `--force` conversion onto an existing directory in a child process that SIGKILLs itself
+# at one step of the replacement, reached without any timing: right after the atomic swap
+# ("swap"), or, on a system without renameat2 (the old directory is moved aside, then the new one
+# moved in), right after the rename that moves DST away ("first") or the one that moves the new
+# one in ("second").
 _KILLED_AT_A_RENAME = """
 import os, signal, sys
 from pathlib import Path
 import tensorbridge.files._common as common
-common._renameat2 = lambda src, dst, flags: False
-real = os.rename
 dst, which = Path(sys.argv[1]), sys.argv[2]
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+real_swap, real_rename = common._renameat2, os.rename
+def swap(src, target, flags):
+    if which != "swap":
+        return False
+    done = real_swap(src, target, flags)
+    if done and flags == common.RENAME_EXCHANGE:
+        die()
+    return done
 def rename(src, target):
-    real(src, target)
-    if Path(src if which == "first" else target) == dst:
-        os.kill(os.getpid(), signal.SIGKILL)
-os.rename = rename
+    real_rename(src, target)
+    if which != "swap" and Path(src if which == "first" else target) == dst:
+        die()
+common._renameat2, os.rename = swap, rename
 from tensorbridge.cli import main
 sys.exit(main(sys.argv[3:]))
 """
@@ -248,12 +257,16 @@ def _same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> bool:
     return got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
 
 
-@pytest.mark.parametrize(("which", "kept"), [("first", "old"), ("second", "new")])
-def test_sigkill_between_the_renames_of_a_replacement_loses_nothing(
-    tmp_path: Path, which: str, kept: str
-) -> None:
-    """Killed between moving DST aside and moving the new one in, the next run puts DST back."""
+@pytest.mark.parametrize(("which", "kept"), [("first", "old"), ("second", "new"), ("swap", "new")])
+def test_sigkill_during_a_replacement_loses_nothing(tmp_path: Path, which: str, kept: str) -> None:
+    """Killed while DST is replaced, the next run leaves one whole DST (the old one if it was
+    away) and no temporary."""
     from safetensors.torch import save_file
+
+    from tensorbridge.files import _common
+
+    if which == "swap" and _common._libc_renameat2() is None:
+        pytest.skip("this system's C library has no renameat2")
 
     old_src, new_src, dst = (
         tmp_path / "old.safetensors",
@@ -270,8 +283,8 @@ def test_sigkill_between_the_renames_of_a_replacement_loses_nothing(
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
-    assert dst.exists() == (which == "second")  # the kill came where it was meant to
-    # the old tree's aside temporary, and the new tree's until it was moved in
+    assert dst.exists() == (which != "first")  # the kill came where it was meant to
+    # the old tree (aside, or swapped out), and the new tree's temporary until it was moved in
     assert len(_hidden(tmp_path)) == (2 if which == "first" else 1)
     assert main(["convert", str(old_src), str(tmp_path / "other.npz"), "-q"]) == 0  # next run
     assert _hidden(tmp_path) == []
