@@ -7,8 +7,8 @@ Three ways, chosen by the source and destination:
 - any source → ``--format dcp``: the tree (tensors and non-tensor values) to DCP's writer, each
   tensor read when DCP writes it, so memory stays near the largest tensor.
 - everything else streams: a reader lists the entries, then the tensors are read, cast chunk by
-  chunk and written one at a time, so memory stays near the largest tensor (``.bin`` shards are
-  ``torch.save``'d a shard at a time).
+  chunk and written one at a time, so memory stays near the largest tensor (``.pt`` and ``.bin``
+  files too: ``torchfile.write`` fills ``torch.save``'s records one tensor at a time).
 
 The destination appears complete or not at all: a temporary file or directory beside it, renamed
 into place when written (and verified, with ``verify``).

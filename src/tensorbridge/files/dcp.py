@@ -12,8 +12,13 @@ are replaced here: ``.metadata`` is unpickled by an ``Unpickler`` that only buil
 metadata classes (``ALLOWED``; anything else is refused naming the class, before it runs), and
 non-tensor values (an epoch number) load with ``torch.load(weights_only=True)``. Every data file
 the metadata names must be a plain file name inside the directory.
-Writes: ``dcp.save`` of the whole tree (tensors and non-tensor values) in this one process
-(``no_dist=True``), into a temporary directory renamed into place when complete.
+Each chunk PyTorch's reader decodes is kept as it is (``_Capture``) rather than copied into a
+tensor allocated beforehand, and the chunks are read one at a time, so a tensor costs its size
+plus one chunk (a tensor saved as one chunk: its size).
+Writes: ``dcp.save``'s steps in this one process, with DCP's ``DefaultSavePlanner`` and
+``FileSystemWriter``; the tree holds ``meta`` placeholders, each tensor is read from the source
+when DCP writes it, and the plan is written in batches (a data file each), into a temporary
+directory renamed into place when complete.
 """
 
 from __future__ import annotations
