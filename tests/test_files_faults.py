@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -376,3 +377,73 @@ def test_force_replaces_an_existing_checkpoint_directory(tmp_path: Path, how: st
         "new.safetensors",
         "old.safetensors",
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# shards written into an existing folder (beside a model's config): the old set or the new one
+
+# A real `--force` conversion into a folder that holds a sharded checkpoint, in a child process
+# that SIGKILLs itself right after the n-th rename of the publish (no timing involved).
+_KILLED_AFTER_RENAMES = """
+import os, signal, sys
+n = int(sys.argv[1])
+def counted(real):
+    def move(src, target):
+        global n
+        real(src, target)
+        if ".aside." in str(src) + str(target) or "/.model" in str(src):
+            n -= 1
+            if n == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+    return move
+os.rename, os.replace = counted(os.rename), counted(os.replace)
+from tensorbridge.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _shard_weights(value: float) -> dict[str, torch.Tensor]:
+    return {f"layer.{i}.w": torch.full((1024,), value + i) for i in range(4)}
+
+
+def _loaded(folder: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint in ``folder`` as Hugging Face loads it: the index, then each shard."""
+    from safetensors.torch import load_file
+
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    out: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(index["weight_map"].values())):
+        out.update(load_file(str(folder / shard)))
+    assert set(out) == set(index["weight_map"])
+    return out
+
+
+@pytest.mark.parametrize("renames", [1, 3, 5, 7, 10])
+def test_sigkill_while_shards_replace_shards_leaves_one_whole_checkpoint(
+    tmp_path: Path, renames: int
+) -> None:
+    """Killed while new shards replace same-named old ones beside a config file, the next run
+    puts the old checkpoint back whole (or leaves the new one whole once its index is in)."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    old_src, new_src = tmp_path / "old.pt", tmp_path / "new.pt"
+    torch.save(_shard_weights(1.0), old_src)
+    torch.save(_shard_weights(2.0), new_src)
+    shard = ["--max-shard-size", "5KB", "-q"]
+    assert main(["convert", str(old_src), str(folder), *shard]) == 0
+    before = _snapshot(folder)
+    argv = ["convert", str(new_src), str(folder), "--force", *shard]
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_RENAMES, str(renames), *argv],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    other = folder / "other.npz"
+    assert main(["convert", str(old_src), str(other), "-q"]) == 0  # next run into the folder
+    other.unlink()
+    assert _hidden(folder) == []
+    got = _loaded(folder)
+    assert _same(got, _shard_weights(1.0)) or _same(got, _shard_weights(2.0))
+    if _same(got, _shard_weights(1.0)):
+        assert _snapshot(folder) == before

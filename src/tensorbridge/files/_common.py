@@ -382,7 +382,9 @@ def reclaim_stale(directory: Path) -> list[Path]:
         if pid == os.getpid() or _alive(pid):
             continue
         path = directory / name
-        if found.group(3):
+        if found.group(3) and _exists(path / _FILES) and not _exists(path / _DONE):
+            _restore_files(directory, path)
+        elif found.group(3):
             old, dst = path / "old", directory / name[1 : found.start()]
             if _exists(old) and not _exists(dst):
                 try:
@@ -396,6 +398,59 @@ def reclaim_stale(directory: Path) -> list[Path]:
             if not _exists(path):
                 removed.append(path)
     return removed
+
+
+# Files replaced inside an existing directory (shards beside a model's config): an aside temporary
+# lists the names being written (``names``), those that existed (``olds``), and keeps the old files
+# in ``files/`` until ``done`` marks the whole set as in place.
+_FILES, _NAMES, _OLDS, _DONE = "files", "names", "olds", "done"
+
+
+def replace_files(source: Path, directory: Path, names: list[str]) -> None:
+    """Move the files ``names`` (in order) from ``source`` into ``directory``, all or none.
+
+    Files of those names already in ``directory`` are moved aside first and put back if this
+    fails, is interrupted, or is killed (the next ``reclaim_stale`` of ``directory`` restores them
+    and removes the new ones), so ``directory`` holds the old set or the new one, not a mix.
+    """
+    aside = Path(tempfile.mkdtemp(prefix=temp_prefix(directory / names[-1]) + ASIDE, dir=directory))
+    olds = [n for n in names if _exists(directory / n)]
+    _write_synced(aside / _NAMES, "\n".join(names))
+    _write_synced(aside / _OLDS, "\n".join(olds))
+    (aside / _FILES).mkdir()
+    try:
+        for name in olds:
+            os.rename(directory / name, aside / _FILES / name)
+        for name in names:
+            os.rename(source / name, directory / name)
+        _write_synced(aside / _DONE, "")
+    except BaseException:
+        _restore_files(directory, aside)
+        raise
+    _remove(aside)
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _restore_files(directory: Path, aside: Path) -> None:
+    """Undo an unfinished ``replace_files``: the old files back, the new ones removed."""
+    try:
+        names = (aside / _NAMES).read_text("utf-8").split("\n")
+        olds = set((aside / _OLDS).read_text("utf-8").split("\n"))
+    except OSError:
+        return  # killed before the lists were written: nothing was moved yet
+    for name in names:
+        kept = aside / _FILES / name
+        if name in olds:
+            if _exists(kept):
+                os.replace(kept, directory / name)
+        else:
+            _remove(directory / name)
 
 
 # renameat2(2) (Linux 3.15, glibc 2.28): swap two names, or rename without replacing, atomically.

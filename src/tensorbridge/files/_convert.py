@@ -48,6 +48,7 @@ from ._common import (
     chunks,
     reclaim_stale,
     release,
+    replace_files,
     temp_prefix,
     unflatten,
 )
@@ -600,7 +601,8 @@ def _shard_folder(target: sharded.ShardTarget, force: bool) -> Iterator[Path]:
 
     A new folder is renamed into place whole. Into an existing folder (beside a model's config)
     the shards move first and the index last, so a loader never sees an index whose shards are
-    missing; on failure the moved shards are removed again. With ``force``, shards of an earlier
+    missing; files they replace are kept aside until all are in, and put back on failure or by
+    the next run after a kill (``replace_files``). With ``force``, shards of an earlier
     checkpoint with the same prefix that the new index does not name are removed afterwards.
     """
     folder = target.folder
@@ -610,23 +612,16 @@ def _shard_folder(target: sharded.ShardTarget, force: bool) -> Iterator[Path]:
         return
     reclaim_stale(folder)
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(folder / target.index_name), dir=folder))
-    moved: list[Path] = []
     try:
         yield tmp
         names = sorted(p.name for p in tmp.iterdir() if p.name != target.index_name)
         for name in [*names, target.index_name]:
             with open(tmp / name, "rb") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp / name, folder / name)
-            moved.append(folder / name)
+        replace_files(tmp, folder, [*names, target.index_name])
         if force:
             for old in folder.iterdir():
                 if target.is_shard_name(old.name) and old.name not in names:
                     old.unlink()
-    except BaseException:
-        for path in moved:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

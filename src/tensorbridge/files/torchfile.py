@@ -8,7 +8,8 @@ A bare tensor or a (nested) dict/list of tensors; nested keys flatten to dotted 
 Writes: with ``torch.save``'s own pickler and zip writer, one tensor at a time (each tensor's
 record is filled when its turn comes; the file is what ``torch.save`` writes); a dict of tensors
 (flat, as ``model.state_dict()`` gives, or nested again when the source recorded a nesting), or a
-bare tensor when the source held one unnamed tensor (a ``.npy``). Holds every dtype PyTorch has, bfloat16, float8 and complex32 included.
+bare tensor when the source held one unnamed tensor (a ``.npy``). Holds every dtype PyTorch has,
+bfloat16, float8 and complex32 included.
 Refuses: any file whose pickle needs more than tensors and plain containers (``weights_only=True``
 refuses to call arbitrary globals; nothing in the file is ever executed), nested (jagged) tensors.
 Non-tensor values (an ``epoch`` number, a string) are listed in ``others``; a PyTorch file
