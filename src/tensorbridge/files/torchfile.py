@@ -38,7 +38,7 @@ from ._common import (
     Reader,
     UnsafeFileError,
     cast,
-    flatten,
+    flatten_tree,
     unflatten,
 )
 
@@ -119,7 +119,9 @@ class TorchReader(Reader):
         self.path = path
         self.metadata = {}
         self.obj = load(path)
-        flat, self.paths = flatten(self.obj, is_leaf=lambda x: isinstance(x, torch.Tensor))
+        flat, self.paths, self.containers = flatten_tree(
+            self.obj, is_leaf=lambda x: isinstance(x, torch.Tensor)
+        )
         self.single = "" in flat and isinstance(flat[""], torch.Tensor)
         if self.single:
             flat = {name if name is not None else path.stem: flat[""]}
@@ -283,7 +285,7 @@ def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = N
     obj = (
         next(iter(tensors.values()))
         if layout.single and len(tensors) == 1
-        else unflatten(tensors, layout.paths)
+        else unflatten(tensors, layout.paths, layout.containers)
     )
     save(obj, path)
 
