@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+import tensorbridge.files as tf
 from filehelpers import bits
 from tensorbridge.cli import main
 
@@ -89,33 +91,43 @@ def _tensors_only(ckpt: dict[str, Any]) -> dict[str, Any]:
     return {"model": ckpt["model"], "optim": {"state": ckpt["optim"]["state"]}}
 
 
-def test_optimizer_state_round_trips_through_safetensors(tmp_path: Path) -> None:
-    """.pt → .safetensors → .pt gives back the optimizer's integer-keyed state; Adam resumes."""
-    src, mid, dst = tmp_path / "ckpt.pt", tmp_path / "ckpt.safetensors", tmp_path / "back.pt"
+def _record(out: Path) -> Any:
+    """The container record of a written file or shard index, read without tensorbridge."""
+    if out.suffix == ".safetensors":
+        with safe_open(str(out), "pt") as f:
+            assert "optim.state.0.exp_avg" in list(f.keys())
+            return json.loads(f.metadata()["tensorbridge.containers"])
+    index = out if out.suffix == ".json" else out / "model.safetensors.index.json"
+    data = json.loads(index.read_text())
+    assert len(set(data["weight_map"].values())) >= 2  # really sharded
+    return data["metadata"]["tensorbridge.containers"]
+
+
+@pytest.mark.parametrize("mid", ["ckpt.safetensors", "shards", "bin/pytorch_model.bin.index.json"])
+def test_optimizer_state_round_trips(tmp_path: Path, mid: str) -> None:
+    """.pt → .safetensors or shards (≥ 2) → .pt gives back the optimizer's integer-keyed state
+    and every bit; Adam resumes from it."""
+    src, out, dst = tmp_path / "ckpt.pt", tmp_path / mid, tmp_path / "back.pt"
     ckpt = _checkpoint(src)
-    assert main(["convert", str(src), str(mid), "--skip-non-tensors", "--verify", "-q"]) == 0
-    with safe_open(str(mid), "pt") as f:
-        assert "optim.state.0.exp_avg" in list(f.keys())
-        assert json.loads(f.metadata()["tensorbridge.containers"]) == {"dict": [["optim", "state"]]}
-    assert main(["convert", str(mid), str(dst), "--verify", "-q"]) == 0
+    shards = [] if out.suffix == ".safetensors" else ["--max-shard-size", "64B"]
+    assert main(["convert", str(src), str(out), "--skip-non-tensors", *shards, "--verify"]) == 0
+    assert _record(out) == {"dict": [["optim", "state"]]}
+    assert main(["convert", str(out), str(dst), "--verify", "-q"]) == 0
     loaded = _load(dst)
     _same(_tensors_only(ckpt), loaded)
     _resume(ckpt, loaded)
 
 
-def test_optimizer_state_round_trips_through_shards(tmp_path: Path) -> None:
-    """.pt → sharded directory (≥ 2 shards) → .pt keeps the integer keys; Adam resumes."""
-    src, mid, dst = tmp_path / "ckpt.pt", tmp_path / "sharded", tmp_path / "back.pt"
-    ckpt = _checkpoint(src)
-    args = ["--skip-non-tensors", "--max-shard-size", "64B", "-q"]
-    assert main(["convert", str(src), str(mid), *args]) == 0
-    index = json.loads((mid / "model.safetensors.index.json").read_text())
-    assert len(set(index["weight_map"].values())) >= 2
-    assert index["metadata"]["tensorbridge.containers"] == {"dict": [["optim", "state"]]}
-    assert main(["convert", str(mid), str(dst), "--verify", "-q"]) == 0
-    loaded = _load(dst)
-    _same(_tensors_only(ckpt), loaded)
-    _resume(ckpt, loaded)
+def test_python_write_keeps_the_containers(tmp_path: Path) -> None:
+    """``tensorbridge.files.write`` records them too: its .safetensors converts back exactly."""
+    tree = {"state": {0: np.arange(3.0), 1: np.ones(2, np.float32)}, "pair": (np.zeros(1),)}
+    tf.write(tmp_path / "a.safetensors", tree)
+    assert main(["convert", str(tmp_path / "a.safetensors"), str(tmp_path / "b.pt"), "-q"]) == 0
+    expected = {
+        "state": {0: torch.from_numpy(tree["state"][0]), 1: torch.from_numpy(tree["state"][1])},
+        "pair": (torch.from_numpy(tree["pair"][0]),),
+    }
+    _same(expected, _load(tmp_path / "b.pt"))
 
 
 def test_round_trip_as_a_subprocess(tmp_path: Path) -> None:

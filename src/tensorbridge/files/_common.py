@@ -43,6 +43,7 @@ __all__ = [
     "encode_containers",
     "flatten",
     "flatten_tree",
+    "json_value",
     "narrow",
     "reclaim_stale",
     "temp_prefix",
@@ -298,6 +299,20 @@ def narrow(
     return kept, {path: kind for path, kind in containers.items() if path in inner}
 
 
+def json_value(raw: Any) -> Any:
+    """A metadata value: JSON text parsed (``None`` where it is not JSON), anything else as is.
+
+    >>> json_value('{"a": 1}'), json_value({"a": 1}), json_value("{")
+    ({'a': 1}, {'a': 1}, None)
+    """
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
 def encode_containers(containers: Containers) -> dict[str, list[list[Key]]]:
     """``containers`` as JSON-ready metadata: ``{"dict": [key paths], "tuple": [key paths]}``.
 
@@ -315,10 +330,7 @@ def decode_containers(raw: Any, what: str) -> Containers:
     ``None`` (a file written without the record) gives ``{}``."""
     if raw is None:
         return {}
-    try:
-        found = json.loads(raw) if isinstance(raw, str) else raw
-    except (ValueError, RecursionError):
-        found = None
+    found = json_value(raw)
     out: Containers = {}
     ok = isinstance(found, dict)
     for kind, paths in found.items() if ok else ():

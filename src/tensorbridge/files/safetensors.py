@@ -41,6 +41,7 @@ from ._common import (
     Reader,
     decode_containers,
     encode_containers,
+    json_value,
     unique_keys,
     write_bytes,
 )
@@ -227,10 +228,7 @@ def read_aliases(raw: Any, entries: list[Entry], what: str) -> dict[str, str]:
     """Check and return recorded aliases (JSON text or a mapping): alias → a stored name."""
     if raw is None:
         return {}
-    try:
-        aliases = json.loads(raw) if isinstance(raw, str) else raw
-    except (ValueError, RecursionError):
-        aliases = None
+    aliases = json_value(raw)
     if not isinstance(aliases, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
     ):
