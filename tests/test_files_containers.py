@@ -222,13 +222,16 @@ def _tensors(draw: Any) -> torch.Tensor:
     return torch.tensor(list(raw), dtype=torch.uint8).view(dtype).reshape(shape)
 
 
-_keys = st.one_of(st.text("abcxyz_", min_size=1, max_size=3), st.integers(-2, 6))
+_keys = st.one_of(st.text("ab_01", min_size=1, max_size=3), st.integers(-2, 6))
 
 
 def _nodes(children: Any) -> Any:
-    """Non-empty dicts (string and integer keys), lists and tuples of ``children``."""
+    """Non-empty dicts (string keys, digit strings too, and integer keys), lists and tuples of
+    ``children``; no dict holds both ``1`` and ``"1"`` (they would share a dotted name)."""
     return st.one_of(
-        st.dictionaries(_keys, children, min_size=1, max_size=4),
+        st.dictionaries(_keys, children, min_size=1, max_size=4).filter(
+            lambda d: len({str(k) for k in d}) == len(d)
+        ),
         st.lists(children, min_size=1, max_size=3),
         st.lists(children, min_size=1, max_size=3).map(tuple),
     )
