@@ -4,7 +4,8 @@ Three ways, chosen by the source and destination:
 
 - ``.pt`` → one PyTorch file: the loaded object is kept as it is (non-tensor values, key types,
   tuples, shared storage) and its tensors cast; ``torch.save`` needs it all in memory.
-- any source → ``--format dcp``: the whole tree (tensors and non-tensor values) to ``dcp.save``.
+- any source → ``--format dcp``: the tree (tensors and non-tensor values) to DCP's writer, each
+  tensor read when DCP writes it, so memory stays near the largest tensor.
 - everything else streams: a reader lists the entries, then the tensors are read, cast chunk by
   chunk and written one at a time, so memory stays near the largest tensor (``.bin`` shards are
   ``torch.save``'d a shard at a time).
@@ -46,6 +47,7 @@ from ._common import (
     chunks,
     narrow,
     reclaim_stale,
+    release,
     temp_prefix,
     unflatten,
 )
@@ -400,32 +402,52 @@ class _Job:
 
     # ---------------------------------------------------------------- any source → DCP
 
-    def _tree(self, entries: list[Entry]) -> Any:
-        """The source as one tree of tensors (cast) and its non-tensor values."""
+    def _skeleton(self, entries: list[Entry]) -> tuple[Any, Any, Any]:
+        """The source's tree with a ``meta`` tensor for each entry, and the ``load`` and ``flush``
+        that ``dcp.save`` calls: each tensor is read (and cast) only when it is written."""
         reader = self.reader
-        if isinstance(reader, torchfile.TorchReader):
-            return torchfile.cast_tree(reader.obj, self._torch_target)
-        from .. import to_torch
+        placed: dict[int, Entry] = {}
+        held: list[np.ndarray] = []
 
-        flat: dict[str, Any] = {}
-        for entry in entries:
-            flat[entry.name] = to_torch(cast(_load(reader, entry.name), entry.dtype), copy=True)
+        def placeholder(entry: Entry) -> torch.Tensor:
+            assert entry.dtype is not None
+            p = torch.empty(entry.shape, dtype=torch_dtype(entry.dtype), device="meta")
+            placed[id(p)] = entry
+            return p
+
+        def load(p: torch.Tensor) -> torch.Tensor:
+            entry = placed.get(id(p))
+            if entry is None:  # a value of the tree that is no entry: written as it is
+                return p
+            held.append(cast(_load(reader, entry.name), entry.dtype))
             self.advance(entry.nbytes)
-        for alias, target in reader.aliases.items():
-            flat[alias] = flat[target]
-        flat.update(reader.others)
-        tree = unflatten(flat, reader.paths, reader.containers)
-        return tree if isinstance(tree, dict) else {self.src.stem: tree}
+            return torchfile.as_tensor(held[-1])
+
+        def flush() -> None:
+            for array in held:
+                release(array)
+            held.clear()
+
+        if isinstance(reader, torchfile.TorchReader):
+            by_name = {e.name: e for e in entries}
+            tree = torchfile.map_tensors(
+                reader.obj, lambda name, t: placeholder(by_name[name]) if name in by_name else t
+            )
+        else:
+            flat: dict[str, Any] = {e.name: placeholder(e) for e in entries}
+            for alias, target in reader.aliases.items():
+                flat[alias] = flat[target]
+            flat.update(reader.others)
+            tree = unflatten(flat, reader.paths, reader.containers)
+        return (tree if isinstance(tree, dict) else {self.src.stem: tree}), load, flush
 
     def to_dcp(self) -> ConvertReport:
         entries = self._entries()
         self.total = sum(e.nbytes for e in entries)
-        tree = self._tree(entries)
-        if not isinstance(tree, dict):
-            tree = {self.src.stem: tree}
+        tree, load, flush = self._skeleton(entries)
         with atomic_dir(self.out.path, force=self.force) as tmp:
             try:
-                dcp.save(tmp, tree)
+                dcp.save(tmp, tree, load, flush)
             except OSError as exc:
                 raise BadFileError(f"cannot write {self.out.path}: {exc.strerror or exc}") from None
             if self.verify:

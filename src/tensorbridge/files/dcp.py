@@ -18,9 +18,11 @@ Writes: ``dcp.save`` of the whole tree (tensors and non-tensor values) in this o
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +129,46 @@ def _reader_classes(meta: Any, what: str) -> tuple[Any, Any]:
             return meta
 
     class Planner(DefaultLoadPlanner):
+        """Takes each chunk PyTorch's reader decodes as it is (``_Capture``), and places it."""
+
+        def __init__(self, place: Any) -> None:
+            super().__init__(flatten_state_dict=False, flatten_sharded_tensors=False)
+            self.place = place
+            self.capture = _Capture()
+
+        def set_up_planner(self, state_dict: Any, metadata: Any = None, *args: Any) -> None:
+            # DefaultLoadPlanner's own, without allocating the meta targets on a device
+            self.original_state_dict = self.state_dict = state_dict
+            self.metadata = metadata
+            self.is_coordinator = True
+
         def load_bytes(self, read_item: Any, value: io.BytesIO) -> None:
             fqn = read_item.dest_index.fqn
             self.original_state_dict[fqn] = _load_value(value, f"{what}[{fqn!r}]")
 
+        def commit_tensor(self, read_item: Any, tensor: Any) -> None:
+            self.place(read_item, self.capture.taken.pop())
+
     return Reader_, Planner
+
+
+class _Capture(torch.overrides.TorchFunctionMode):
+    """Keeps the chunk PyTorch's reader copies into a ``meta`` target instead of the copy.
+
+    The reader decodes a chunk, then copies it into the tensor the planner resolves. Resolving to
+    a ``meta`` tensor and keeping the decoded chunk saves that copy and its memory: a tensor
+    written as one chunk is loaded once, not twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: list[torch.Tensor] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.Tensor.copy_ and args[0].device.type == "meta":
+            self.taken.append(args[1])
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 class DcpReader(Reader):
@@ -204,17 +241,11 @@ class DcpReader(Reader):
                 )
 
     def _load(self, state_dict: dict[str, Any]) -> dict[str, Any]:
-        from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
-
+        """Fill ``state_dict`` (``meta`` tensors and ``None`` for values) from the checkpoint."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                _load_state_dict(
-                    state_dict,
-                    storage_reader=self._reader,
-                    planner=self._planner(flatten_state_dict=False),
-                    no_dist=True,
-                )
+                return self._read(state_dict)
         except UnsafeFileError:
             raise
         except (Exception, _checkpoint_exception()) as exc:
@@ -225,14 +256,54 @@ class DcpReader(Reader):
             raise BadFileError(
                 f"{self.path}: PyTorch's DCP reader failed on {names} ({describe(cause)})"
             ) from None
-        return state_dict
+
+    def _read(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        """DCP's single-process load (``_load_state_dict``'s steps), one read item at a time.
+
+        Reading item by item frees each decoded chunk before the next is decoded, so a tensor
+        costs its own size plus one chunk (a tensor written as one chunk: its size).
+        """
+        out = dict(state_dict)
+
+        def place(item: Any, chunk: torch.Tensor) -> None:
+            fqn = item.dest_index.fqn
+            shape = tuple(state_dict[fqn].shape)
+            if tuple(chunk.shape) == shape:
+                out[fqn] = chunk
+                return
+            if out[fqn] is state_dict[fqn]:
+                out[fqn] = torch.empty(shape, dtype=state_dict[fqn].dtype)
+            view = out[fqn]
+            for dim, (start, length) in enumerate(
+                zip(item.dest_offsets, item.lengths, strict=True)
+            ):
+                view = view.narrow(dim, start, length)
+            view.copy_(chunk)
+
+        planner = self._planner(place)
+        reader = self._reader
+        planner.set_up_planner(state_dict, self.meta, True)
+        reader.set_up_storage_reader(self.meta, True)
+        plan = reader.prepare_local_plan(planner.create_local_plan())
+        plans = reader.prepare_global_plan(planner.create_global_plan([plan]))
+        plan = planner.finish_plan(plans[0])
+        where = reader.storage_data
+        items = sorted(
+            plan.items,
+            key=lambda i: (where[i.storage_index].relative_path, where[i.storage_index].offset),
+        )
+        with planner.capture:
+            for item in items:
+                reader.read_data(dataclasses.replace(plan, items=[item]), planner).wait()
+        # load_bytes stored the non-tensor values in state_dict itself (the planner's dict)
+        return {fqn: state_dict[fqn] if value is None else value for fqn, value in out.items()}
 
     def load(self, name: str) -> np.ndarray:
         from .. import to_numpy
 
         md = self._tensors[name]
-        tensor = torch.empty(tuple(md.size), dtype=md.properties.dtype)
-        return to_numpy(self._load({name: tensor})[name])
+        target = torch.empty(tuple(md.size), dtype=md.properties.dtype, device="meta")
+        return to_numpy(self._load({name: target})[name])
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per data file: its name, chunks, bytes on disk."""
@@ -268,20 +339,67 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def save(directory: Path, tree: Any) -> None:
-    """``dcp.save`` ``tree`` (a dict) into the existing, empty ``directory`` in this process.
+BATCH_BYTES = 64 << 20
+"""The data written by one ``write_data`` call: one data file of about this size, or one tensor."""
 
+
+def save(
+    directory: Path,
+    tree: Any,
+    load: Callable[[torch.Tensor], torch.Tensor],
+    flush: Callable[[], None] = lambda: None,
+) -> None:
+    """Write ``tree`` (a dict) as a DCP checkpoint into the existing, empty ``directory``.
+
+    ``tree`` holds ``meta`` tensors where the tensors go; ``load(placeholder)`` gives each one's
+    values when DCP writes it, and ``flush()`` is called after each data file, when every tensor
+    loaded so far is written. DCP's own steps (``dcp.save``'s, in one process) with PyTorch's
+    ``DefaultSavePlanner`` and ``FileSystemWriter``; the plan's items are written in batches of
+    about ``BATCH_BYTES``, so memory holds one tensor (or one batch of small ones), not the tree.
     A failure inside DCP is re-raised as the exception that caused it (or ``BadFileError``).
     """
-    import torch.distributed.checkpoint as dist_cp
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            writer = dist_cp.FileSystemWriter(str(directory))
-            dist_cp.save(tree, storage_writer=writer, no_dist=True)
+            _save(directory, tree, load, flush)
     except (Exception, _checkpoint_exception()) as exc:
         cause = root_cause(exc)
-        if isinstance(cause, (OSError, KeyboardInterrupt)):
+        if isinstance(cause, (OSError, KeyboardInterrupt, BadFileError)):
             raise cause from None
         raise BadFileError(f"PyTorch's DCP writer failed ({describe(cause)})") from None
+
+
+def _save(directory: Path, tree: Any, load: Any, flush: Callable[[], None]) -> None:
+    from torch.distributed.checkpoint import FileSystemWriter
+    from torch.distributed.checkpoint.default_planner import DefaultSavePlanner
+    from torch.distributed.checkpoint.filesystem import _StoragePrefix
+    from torch.distributed.checkpoint.planner import WriteItemType
+
+    class Planner(DefaultSavePlanner):
+        def resolve_data(self, write_item: Any) -> Any:
+            if write_item.type == WriteItemType.BYTE_IO:
+                return super().resolve_data(write_item)
+            return load(self.lookup_object(write_item.index))
+
+    planner, writer = Planner(), FileSystemWriter(str(directory), thread_count=1)
+    planner.set_up_planner(tree, storage_meta=writer.storage_meta(), is_coordinator=True)
+    writer.set_up_storage_writer(True)
+    local = writer.prepare_local_plan(planner.create_local_plan())
+    plans, metadata = planner.create_global_plan([local])
+    plan = planner.finish_plan(writer.prepare_global_plan(plans)[0])
+    batches: list[list[Any]] = [[]]
+    size = 0
+    for item in plan.items:
+        data = item.tensor_data
+        nbytes = data.size.numel() * data.properties.dtype.itemsize if data is not None else 0
+        if batches[-1] and size + nbytes > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += nbytes
+    results = []
+    for k, batch in enumerate(batches):
+        part = dataclasses.replace(plan, items=batch, storage_data=_StoragePrefix(f"__{k}_"))
+        results += writer.write_data(part, planner).value()
+        flush()
+    writer.finish(metadata=metadata, results=[results])

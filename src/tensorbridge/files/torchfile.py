@@ -18,6 +18,7 @@ storage (tied weights), casting shared storage once.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._dtypes import TABLE, by_torch
+from .._dtypes import TABLE, by_torch, torch_dtype
 from ._common import (
     BadFileError,
     Entry,
@@ -39,6 +40,7 @@ from ._common import (
     UnsafeFileError,
     cast,
     flatten_tree,
+    release,
     unflatten,
 )
 
@@ -261,7 +263,8 @@ def _entry(path: Path, name: str, t: torch.Tensor) -> Entry:
     )
 
 
-def _as_tensor(array: np.ndarray) -> torch.Tensor:
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    """``array`` as a tensor, sharing its memory where PyTorch can."""
     from .. import CopyRequiredError, to_torch
 
     try:
@@ -273,21 +276,103 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
 def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = None) -> None:
     """``torch.save`` the arrays of ``layout`` (cast to their entries' dtypes): a bare tensor, a
     flat dict or the nested tree, with its aliases sharing their tensors and its non-tensor values.
+
+    Written one tensor at a time (``_Records``) when ``torch.save`` stores the tensors in the
+    order of the entries, as it does for every tree ``flatten`` took apart; otherwise (a dict
+    whose integer keys are out of order) the object is built whole first.
     """
+    from torch._subclasses.fake_tensor import FakeTensorMode  # heavy; only when writing
+
+    with FakeTensorMode():
+        fakes = {
+            e.name: torch.empty(e.shape, dtype=torch_dtype(e.dtype) if e.dtype else None)
+            for e in layout.entries
+        }
+    obj = _layout_object(layout, fakes)
+    if _pickle_order(obj, fakes) == list(fakes):
+        _stream(path, obj, layout, arrays, progress)
+        return
     tensors: dict[str, Any] = {}
     for entry, array in zip(layout.entries, arrays, strict=True):
-        tensors[entry.name] = _as_tensor(cast(array, entry.dtype))
+        tensors[entry.name] = as_tensor(cast(array, entry.dtype))
         if progress is not None:
             progress(entry.nbytes)
+    save(_layout_object(layout, tensors), path)
+
+
+def _pickle_order(obj: Any, tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of ``tensors`` in the order pickling ``obj`` first meets them: the order in
+    which ``torch.save`` numbers their storages."""
+    names = {id(t): name for name, t in tensors.items()}
+    order: dict[str, None] = {}
+
+    class Order(pickle.Pickler):
+        def persistent_id(self, value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                order.setdefault(names.get(id(value), ""), None)
+                return 0
+            return None
+
+    Order(io.BytesIO(), protocol=torch.serialization.DEFAULT_PROTOCOL).dump(obj)
+    return list(order)
+
+
+def _layout_object(layout: Layout, tensors: dict[str, Any]) -> Any:
+    tensors = dict(tensors)
     for alias, target in layout.aliases.items():
         tensors[alias] = tensors[target]
     tensors.update(layout.others)
-    obj = (
-        next(iter(tensors.values()))
-        if layout.single and len(tensors) == 1
-        else unflatten(tensors, layout.paths, layout.containers)
-    )
-    save(obj, path)
+    if layout.single and len(tensors) == 1:
+        return next(iter(tensors.values()))
+    return unflatten(tensors, layout.paths, layout.containers)
+
+
+class _Records:
+    """PyTorch's zip writer, with each tensor's record written from its array when it comes up.
+
+    ``torch.save``'s own ``_save`` pickles the object (placeholders: ``FakeTensor`` s, which hold
+    no memory) and then asks for each storage's record in turn; under ``skip_data`` it asks for an
+    empty record (``write_record_metadata``), and here that record is written with the tensor's
+    values instead, read and cast only then. The file is what ``torch.save`` writes, CRCs included.
+    ``write`` checked that the storages are numbered in the order of the entries.
+    """
+
+    def __init__(self, writer: Any, layout: Layout, arrays: Any, progress: Progress | None) -> None:
+        self.writer = writer
+        self.source = zip(layout.entries, arrays, strict=True)
+        self.progress = progress
+
+    def write_record(self, name: str, data: Any, size: int) -> None:
+        self.writer.write_record(name, data, size)
+
+    def write_record_metadata(self, name: str, size: int) -> None:
+        tls = torch.serialization._serialization_tls
+        skipping, tls.skip_data = tls.skip_data, False  # the source may torch.load (DCP does)
+        try:
+            entry, array = next(self.source)
+        finally:
+            tls.skip_data = skipping
+        raw = np.ascontiguousarray(cast(array, entry.dtype)).reshape(-1).view(np.uint8)
+        if raw.nbytes != size:
+            raise BadFileError(f"tensor {entry.name!r} has {raw.nbytes} bytes, not {size}")
+        # the bytes as a storage of their own (a tensor's storage may begin before its data)
+        self.writer.write_record(name, torch.from_numpy(raw).untyped_storage(), size)
+        release(array)
+        if self.progress is not None:
+            self.progress(entry.nbytes)
+
+
+def _stream(path: Path, obj: Any, layout: Layout, arrays: Any, progress: Progress | None) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.serialization._open_zipfile_writer(str(path)) as writer:
+            records = _Records(writer, layout, arrays, progress)
+            with torch.serialization.skip_data(materialize_fake_tensors=True):
+                torch.serialization._save(
+                    obj, records, pickle, torch.serialization.DEFAULT_PROTOCOL, False
+                )
+            if next(records.source, None) is not None:
+                raise BadFileError(f"{path}: fewer records than tensors were written")
 
 
 def save(obj: Any, path: Path) -> None:
