@@ -187,9 +187,13 @@ def test_corrupt_record_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_inspect_reads_such_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`inspect` (text and --json) lists the tensors of a file and a directory with the record."""
+    """`inspect` (text and --json) lists the tensors of a file and of shards with the record, in
+    the source's order (the index's weight_map is sorted by name)."""
     src = tmp_path / "ckpt.pt"
-    _checkpoint(src)
+    ckpt = _checkpoint(src)
+    names = [f"model.{k}" for k in ckpt["model"]] + [
+        f"optim.state.{i}.{k}" for i, state in ckpt["optim"]["state"].items() for k in state
+    ]
     one, many = tmp_path / "c.safetensors", tmp_path / "shards"
     assert main(["convert", str(src), str(one), "--skip-non-tensors", "-q"]) == 0
     args = ["--skip-non-tensors", "--max-shard-size", "64B", "-q"]
@@ -200,8 +204,25 @@ def test_inspect_reads_such_files(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert "optim.state.1.exp_avg_sq" in capsys.readouterr().out
         assert main(["inspect", str(path), "--json"]) == 0
         info = json.loads(capsys.readouterr().out)
-        assert "optim.state.0.step" in [t["name"] for t in info["tensors"]]
+        assert [t["name"] for t in info["tensors"]] == names  # the source's order, shards too
         assert "tensorbridge.containers" not in info["metadata"]
+
+
+def test_shards_list_tensors_in_the_source_order(tmp_path: Path) -> None:
+    """Shards are read in the source's order, not the sorted weight_map's: `inspect` lists them
+    so and the .pt written from them keeps the key order."""
+    tree = {
+        "m": {"z": torch.ones(25), "a": torch.zeros(25)},
+        "s": {1: torch.ones(1), 0: torch.ones(2)},
+    }
+    torch.save(tree, tmp_path / "a.pt")
+    args = ["--max-shard-size", "100B", "-q"]
+    assert main(["convert", str(tmp_path / "a.pt"), str(tmp_path / "shards"), *args]) == 0
+    weight_map = json.loads((tmp_path / "shards/model.safetensors.index.json").read_text())
+    assert list(weight_map["weight_map"]) == ["m.a", "m.z", "s.0", "s.1"]  # sorted by name
+    assert [e.name for e in tf.inspect(tmp_path / "shards").entries] == ["m.z", "m.a", "s.1", "s.0"]
+    assert main(["convert", str(tmp_path / "shards"), str(tmp_path / "b.pt"), "-q"]) == 0
+    _same(tree, _load(tmp_path / "b.pt"))
 
 
 # ------------------------------------------------------------------------------ properties

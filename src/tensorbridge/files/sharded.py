@@ -240,6 +240,9 @@ class ShardedReader(Reader):
         if isinstance(paths, dict):
             self.paths = {k: tuple(v) for k, v in paths.items() if isinstance(v, list)}
         self.containers = decode_containers(self.index_metadata.get(CONTAINERS_KEY), str(what))
+        if self.paths:  # the source's order (the weight_map is sorted by name)
+            order = {name: i for i, name in enumerate(self.paths)}
+            self.entries.sort(key=lambda e: order.get(e.name, len(order)))
 
     def _check(self, weight_map: dict[str, str] | None, what: str) -> dict[str, str]:
         """Tensor name → shard, after the index checks."""
