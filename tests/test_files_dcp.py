@@ -216,3 +216,36 @@ def test_a_missing_rank_chunk_is_refused_not_left_as_garbage(
     err = capsys.readouterr().err
     assert "'model.w'" in err and "12 of its 24 elements" in err and err.count("\n") == 1
     assert not dst.exists()
+
+
+def test_format_dcp_of_a_large_model_spans_data_files_pytorch_loads(tmp_path: Path) -> None:
+    """A model larger than one write batch is written as several data files, and PyTorch's own
+    dcp.load reads every tensor (a sharded safetensors source, cast to bfloat16, tied weights)."""
+    gen = torch.Generator().manual_seed(5)
+    tensors = {f"layer.{i}.w": torch.randn(1024, 1024 * 10, generator=gen) for i in range(4)}
+    tensors["bias"] = torch.randn(7, generator=gen)
+    src, dst = tmp_path / "m.pt", tmp_path / "ckpt"
+    torch.save(tensors, src)
+    shards = tmp_path / "shards" / "model.safetensors.index.json"
+    assert main(["convert", str(src), str(shards), "--max-shard-size", "60MB", "-q"]) == 0
+    argv = ["convert", str(shards), str(dst), "--format", "dcp", "--float-dtype", "bfloat16"]
+    assert main([*argv, "--verify", "-q"]) == 0
+    assert len(list(dst.glob("*.distcp"))) >= 2
+    target = {k: torch.empty(v.shape, dtype=torch.bfloat16) for k, v in tensors.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.load(target, checkpoint_id=str(dst), no_dist=True)
+    for name, t in tensors.items():
+        assert bits(target[name]) == bits(t.to(torch.bfloat16)), name
+
+
+def test_a_tensor_of_one_chunk_and_one_of_several_read_exactly(tmp_path: Path) -> None:
+    """DCP chunks read one at a time give the full tensors: a tensor saved whole, and one saved
+    as four chunks (a ShardedTensor-like layout from a 2-process run is covered above)."""
+    whole = torch.randn(64, 3, generator=torch.Generator().manual_seed(2))
+    _save({"whole": whole, "n": torch.tensor(3)}, tmp_path / "ckpt")
+    dst = tmp_path / "out.safetensors"
+    assert main(["convert", str(tmp_path / "ckpt"), str(dst), "--verify", "-q"]) == 0
+    with safe_open(str(dst), "pt") as f:
+        assert bits(f.get_tensor("whole")) == bits(whole)
+        assert bits(f.get_tensor("n")) == bits(torch.tensor(3))

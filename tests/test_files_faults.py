@@ -197,3 +197,182 @@ def test_float_dtype_must_be_floating_for_image_files_too(
     assert main(["convert", str(src), str(tmp_path / "x.png"), "--float-dtype", "int8"]) == 2
     assert "--dtype int8" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npy"]
+
+
+# --------------------------------------------------------------------------------------------
+# replacing a directory with --force: one atomic swap, or two renames the next run can undo
+
+# A real `--force` conversion onto an existing directory in a child process that SIGKILLs itself
+# at one step of the replacement, reached without any timing: right after the atomic swap
+# ("swap"), or, on a system without renameat2 (the old directory is moved aside, then the new one
+# moved in), right after the rename that moves DST away ("first") or the one that moves the new
+# one in ("second").
+_KILLED_AT_A_RENAME = """
+import os, signal, sys
+from pathlib import Path
+import tensorbridge.files._common as common
+dst, which = Path(sys.argv[1]), sys.argv[2]
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+real_swap, real_rename = common._renameat2, os.rename
+def swap(src, target, flags):
+    if which != "swap":
+        return False
+    done = real_swap(src, target, flags)
+    if done and flags == common.RENAME_EXCHANGE:
+        die()
+    return done
+def rename(src, target):
+    real_rename(src, target)
+    if which != "swap" and Path(src if which == "first" else target) == dst:
+        die()
+common._renameat2, os.rename = swap, rename
+from tensorbridge.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _weights(value: float) -> dict[str, torch.Tensor]:
+    return {"w": torch.full((3,), value), "b": torch.arange(4.0) * value}
+
+
+def _dcp_values(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a DCP checkpoint, read with PyTorch's own loader."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    state = {"w": torch.empty(3), "b": torch.empty(4)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.load(state, checkpoint_id=str(ckpt), no_dist=True)
+    return state
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> bool:
+    return got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+@pytest.mark.parametrize(("which", "kept"), [("first", "old"), ("second", "new"), ("swap", "new")])
+def test_sigkill_during_a_replacement_loses_nothing(tmp_path: Path, which: str, kept: str) -> None:
+    """Killed while DST is replaced, the next run leaves one whole DST (the old one if it was
+    away) and no temporary."""
+    from safetensors.torch import save_file
+
+    from tensorbridge.files import _common
+
+    if which == "swap" and _common._libc_renameat2() is None:
+        pytest.skip("this system's C library has no renameat2")
+
+    old_src, new_src, dst = (
+        tmp_path / "old.safetensors",
+        tmp_path / "new.safetensors",
+        tmp_path / "ckpt",
+    )
+    save_file(_weights(1.0), str(old_src))
+    save_file(_weights(2.0), str(new_src))
+    assert main(["convert", str(old_src), str(dst), "--format", "dcp", "-q"]) == 0
+    before = _snapshot(dst)
+    argv = ["convert", str(new_src), str(dst), "--format", "dcp", "--force", "-q"]
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_AT_A_RENAME, str(dst), which, *argv],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    assert dst.exists() == (which != "first")  # the kill came where it was meant to
+    # the old tree (aside, or swapped out), and the new tree's temporary until it was moved in
+    assert len(_hidden(tmp_path)) == (2 if which == "first" else 1)
+    assert main(["convert", str(old_src), str(tmp_path / "other.npz"), "-q"]) == 0  # next run
+    assert _hidden(tmp_path) == []
+    if kept == "old":
+        assert _snapshot(dst) == before
+        assert _same(_dcp_values(dst), _weights(1.0))
+    else:
+        assert _same(_dcp_values(dst), _weights(2.0))
+
+
+@pytest.mark.parametrize("swap", ["renameat2", "two renames"])
+@pytest.mark.parametrize("existing", ["directory", "file", "symlink to a directory"])
+def test_replacing_an_existing_destination_leaves_the_new_tree_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: str, existing: str
+) -> None:
+    """atomic_dir with force puts the new tree at DST, removes the old one, leaves no temporary."""
+    from tensorbridge.files import _common
+
+    if swap == "renameat2":
+        if _common._libc_renameat2() is None:
+            pytest.skip("this system's C library has no renameat2")
+
+        def no_rename(*args: object) -> None:
+            raise AssertionError(f"os.rename{args}: the swap should be one renameat2 call")
+
+        monkeypatch.setattr(os, "rename", no_rename)
+    else:
+        monkeypatch.setattr(_common, "_renameat2", lambda src, dst, flags: False)
+    parent = tmp_path / "out"
+    parent.mkdir()
+    dst, target = parent / "ckpt", tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("not ours")
+    if existing == "directory":
+        (dst / "sub").mkdir(parents=True)
+        (dst / "old.txt").write_text("old")
+        (dst / "sub" / "old.bin").write_bytes(b"\x00" * 100)
+    elif existing == "file":
+        dst.write_text("old")
+    else:
+        dst.symlink_to(target, target_is_directory=True)
+    with _common.atomic_dir(dst, force=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert dst.is_dir() and not dst.is_symlink()
+    assert _snapshot(dst) == {"new.txt": b"new"}
+    assert sorted(p.name for p in parent.iterdir()) == ["ckpt"]
+    assert _snapshot(target) == {"keep.txt": b"not ours"}
+
+
+def test_without_force_an_existing_destination_is_never_replaced(tmp_path: Path) -> None:
+    """atomic_dir without force refuses a DST that appeared while it wrote, and keeps it."""
+    from tensorbridge.files import _common
+
+    dst = tmp_path / "ckpt"
+    refused = pytest.raises(_common.FileUsageError, match="--force")
+    with refused, _common.atomic_dir(dst, force=False) as tmp:
+        (tmp / "new.txt").write_text("new")
+        dst.mkdir()  # an empty directory: a plain rename would replace it
+    assert dst.is_dir() and list(dst.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+@pytest.mark.parametrize("how", ["in-process", "subprocess"])
+def test_force_replaces_an_existing_checkpoint_directory(tmp_path: Path, how: str) -> None:
+    """`convert SRC DIR --format dcp --force` onto a checkpoint leaves only the new one there."""
+    from safetensors.torch import save_file
+
+    old_src, new_src, dst = (
+        tmp_path / "old.safetensors",
+        tmp_path / "new.safetensors",
+        tmp_path / "ckpt",
+    )
+    save_file(_weights(1.0), str(old_src))
+    save_file(_weights(-0.0), str(new_src))
+    assert main(["convert", str(old_src), str(dst), "--format", "dcp", "-q"]) == 0
+    argv = ["convert", str(new_src), str(dst), "--format", "dcp", "--force", "-q"]
+    if how == "in-process":
+        assert main(argv) == 0
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tensorbridge", *argv],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    got = _dcp_values(dst)
+    assert _same(got, _weights(-0.0)) and torch.signbit(got["w"]).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt",
+        "new.safetensors",
+        "old.safetensors",
+    ]

@@ -18,6 +18,7 @@ TENSORS, TENSOR_MIB = 6, 32  # a 192 MiB checkpoint of 32 MiB tensors
 _MEASURE = """
 import sys
 import numpy, torch, tensorbridge.files
+import torch.distributed.checkpoint  # its modules (about 45 MiB) are not data
 from tensorbridge.cli import main
 def hwm():
     with open("/proc/self/status") as f:
@@ -70,6 +71,56 @@ def test_conversion_memory_stays_near_one_tensor(
     total = TENSORS * TENSOR_MIB * MIB
     assert grown < TENSOR_MIB * MIB + 64 * MIB, f"grew {grown / MIB:.0f} MiB"
     assert grown < total / 2
+
+
+BIG_MIB = 128  # the largest tensor of the DCP checkpoint
+
+
+@pytest.fixture(scope="module")
+def dcp_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DCP checkpoint (``dcp.save`` in one process): a 128 MiB tensor, two of 32 MiB, a value."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    path = tmp_path_factory.mktemp("memdcp") / "ckpt"
+    state = {
+        "embed": torch.full((BIG_MIB * MIB // 4,), 1.5),
+        "layer": {
+            "w": torch.full((TENSOR_MIB * MIB // 4,), 2.5),
+            "b": torch.ones(TENSOR_MIB * MIB // 8, dtype=torch.float64),
+        },
+        "epoch": 3,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save(state, checkpoint_id=str(path), no_dist=True)
+    return path
+
+
+def test_reading_dcp_holds_each_tensor_once(dcp_checkpoint: Path, tmp_path: Path) -> None:
+    """DCP → safetensors grows by about the largest tensor, not twice it (decoded, then copied)."""
+    grown = _grown(dcp_checkpoint, tmp_path / "m.safetensors", ["--skip-non-tensors"])
+    assert grown < BIG_MIB * MIB + 48 * MIB, f"grew {grown / MIB:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ckpt", "--format", "dcp"],
+        ["shards/pytorch_model.bin.index.json", "--max-shard-size", "200MB"],
+        ["shards/model.safetensors.index.json", "--max-shard-size", "200MB", "--verify"],
+    ],
+    ids=["pt-to-dcp", "pt-to-bin-shards", "pt-to-safetensors-shards-verified"],
+)
+def test_writing_holds_a_tensor_not_the_tree_or_a_shard(
+    checkpoint: Path, tmp_path: Path, args: list[str]
+) -> None:
+    """DCP and ``.bin`` shard destinations (one shard here holds all 192 MiB) grow by about one
+    32 MiB tensor: each tensor is read when it is written."""
+    dst, *options = args
+    grown = _grown(checkpoint, tmp_path / dst, options)
+    assert grown < TENSOR_MIB * MIB + 64 * MIB, f"grew {grown / MIB:.0f} MiB"
 
 
 def test_the_measure_sees_a_whole_checkpoint_in_memory(checkpoint: Path, tmp_path: Path) -> None:

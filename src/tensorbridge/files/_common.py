@@ -8,12 +8,16 @@ the list of entries it will write (a ``Layout``) and then the arrays one by one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import json
 import mmap
 import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -361,8 +365,11 @@ def cast(array: np.ndarray, dtype: np.dtype[Any] | None) -> np.ndarray:
     return to_numpy(to_torch(array, dtype=dtype))
 
 
-def chunks(array: np.ndarray, dtype: np.dtype[Any] | None = None) -> Iterator[np.ndarray]:
-    """``array``'s values in C order as flat arrays of about ``CHUNK_BYTES``, cast to ``dtype``.
+def chunks(
+    array: np.ndarray, dtype: np.dtype[Any] | None = None, step: int | None = None
+) -> Iterator[np.ndarray]:
+    """``array``'s values in C order as flat arrays of about ``CHUNK_BYTES`` (or of ``step``
+    values), cast to ``dtype``.
 
     Casting chunk by chunk keeps a cast's extra memory at one chunk, not one more tensor; the
     pages of a read-only file map are handed back once their chunk has been used (``release``),
@@ -371,7 +378,7 @@ def chunks(array: np.ndarray, dtype: np.dtype[Any] | None = None) -> Iterator[np
     array = np.ascontiguousarray(array)
     flat = array.reshape(-1)
     out = dtype if dtype is not None else array.dtype
-    step = max(1, CHUNK_BYTES // max(out.itemsize, array.dtype.itemsize))
+    step = step or max(1, CHUNK_BYTES // max(out.itemsize, array.dtype.itemsize))
     for start in range(0, flat.size, step):
         part = flat[start : start + step]
         yield np.ascontiguousarray(cast(part, dtype))
@@ -407,6 +414,23 @@ def release(array: np.ndarray) -> None:
         mapped.madvise(advice, begin, end - begin)
 
 
+def each(entries: list[Entry], arrays: Iterable[np.ndarray]) -> Iterator[tuple[Entry, np.ndarray]]:
+    """``zip(entries, arrays, strict=True)`` that lets each array go before the next is read.
+
+    ``zip`` keeps its last tuple until the next item is in, so two tensors would be held at once;
+    here the caller's ``del array`` after writing it frees it.
+    """
+    source = iter(arrays)
+    for entry in entries:
+        array = next(source, None)
+        if array is None:
+            raise BadFileError(f"no values for tensor {entry.name!r}")
+        yield entry, array
+        del array
+    if next(source, None) is not None:
+        raise BadFileError("more arrays than tensors to write")
+
+
 def write_bytes(
     f: Any, array: np.ndarray, progress: Progress | None = None, dtype: np.dtype[Any] | None = None
 ) -> None:
@@ -426,9 +450,11 @@ def _umask() -> int:
 
 # Temporary names carry the writing process's host and pid, so a later run can tell a temporary
 # left by a killed process (SIGKILL runs no cleanup) from one still being written, and remove it.
+# An "aside" temporary holds, as ``old``, a directory being replaced without an atomic swap.
 TEMP_MARK = ".tbtmp."
+ASIDE = "aside."
 _HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
-_TEMP_RE = re.compile(r"\.tbtmp\.([0-9a-f]{8})\.(\d+)\.[a-z0-9_]+$")
+_TEMP_RE = re.compile(r"\.tbtmp\.([0-9a-f]{8})\.(\d+)\.(aside\.)?[a-z0-9_]+$")
 
 
 def temp_prefix(dst: Path) -> str:
@@ -446,11 +472,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _exists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, link or directory tree; what cannot be removed is left."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 def reclaim_stale(directory: Path) -> list[Path]:
     """Remove the temporaries that killed tensorbridge runs on this host left in ``directory``.
 
     A temporary is stale when the process named in it no longer runs; one being written by a live
-    process (or by another host) is left alone. Returns what was removed.
+    process (or by another host) is left alone. A stale aside temporary whose directory is missing
+    (the run was killed between moving the old directory aside and moving the new one in) holds
+    the only copy of that directory: it is moved back into place, not removed. Returns what was
+    removed.
     """
     removed: list[Path] = []
     try:
@@ -465,13 +507,79 @@ def reclaim_stale(directory: Path) -> list[Path]:
         if pid == os.getpid() or _alive(pid):
             continue
         path = directory / name
+        if found.group(3):
+            old, dst = path / "old", directory / name[1 : found.start()]
+            if _exists(old) and not _exists(dst):
+                try:
+                    _rename_noreplace(old, dst)
+                except FileExistsError:  # another run published dst meanwhile: old is obsolete
+                    pass
+                except OSError:
+                    continue  # keep the only copy rather than lose it
         with contextlib.suppress(OSError):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-            removed.append(path)
+            _remove(path)
+            if not _exists(path):
+                removed.append(path)
     return removed
+
+
+# renameat2(2) (Linux 3.15, glibc 2.28): swap two names, or rename without replacing, atomically.
+_AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+# What renameat2 answers where the system or the file system lacks it (EPERM: a seccomp filter
+# that predates it; a real permission problem fails again in the plain rename that follows).
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM}
+
+
+@functools.cache
+def _libc_renameat2() -> Any:
+    """libc's ``renameat2``, or ``None`` where there is none (not Linux, an older libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Rename ``src`` to ``dst`` with ``renameat2``'s ``flags``; ``False`` (nothing done) where
+    this system or the file system does not offer it. Other failures raise ``OSError``."""
+    func = _libc_renameat2()
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _UNSUPPORTED:
+        return False
+    raise OSError(err, os.strerror(err), str(src), None, str(dst))
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``, raising ``FileExistsError`` if ``dst`` exists.
+
+    Atomic with ``renameat2`` or, for a file, a hard link; elsewhere a check comes first.
+    """
+    if _renameat2(src, dst, RENAME_NOREPLACE):
+        return
+    if not src.is_dir():
+        try:
+            os.link(src, dst)
+        except FileExistsError:
+            raise
+        except OSError:  # file systems without hard links
+            pass
+        else:
+            os.unlink(src)
+            return
+    if _exists(dst):
+        raise FileExistsError(errno.EEXIST, "File exists", str(dst))
+    os.rename(src, dst)
 
 
 def _publish(tmp: Path, dst: Path, *, force: bool) -> None:
@@ -480,13 +588,18 @@ def _publish(tmp: Path, dst: Path, *, force: bool) -> None:
         os.replace(tmp, dst)
         return
     try:
-        os.link(tmp, dst)  # fails if dst exists: no window in which it could be clobbered
+        _rename_noreplace(tmp, dst)  # no window in which an existing dst could be clobbered
     except FileExistsError:
         raise FileUsageError(f"{dst} already exists; pass --force to replace it") from None
-    except OSError:  # file systems without hard links
-        if dst.exists():
-            raise FileUsageError(f"{dst} already exists; pass --force to replace it") from None
-        os.replace(tmp, dst)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -508,9 +621,34 @@ def atomic_path(dst: Path, *, force: bool) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         _publish(tmp, dst, force=force)
+        _fsync_dir(dst.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _swap_in(tmp: Path, dst: Path) -> None:
+    """Put the finished directory ``tmp`` in the place of the existing ``dst``.
+
+    With ``renameat2(RENAME_EXCHANGE)`` the two names swap in one step and ``tmp`` then holds the
+    old tree. Elsewhere ``dst`` moves into an aside temporary first: a run killed between the two
+    renames leaves ``dst`` missing, and the next run's ``reclaim_stale`` moves the old one back.
+    """
+    if _renameat2(tmp, dst, RENAME_EXCHANGE):
+        return
+    aside = Path(tempfile.mkdtemp(prefix=temp_prefix(dst) + ASIDE, dir=dst.parent))
+    old = aside / "old"
+    try:
+        os.rename(dst, old)
+        os.rename(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if _exists(old) and not _exists(dst):
+                os.rename(old, dst)
+        raise
+    finally:
+        if not _exists(old) or _exists(dst):  # else old is the only copy: the next run restores it
+            _remove(aside)
 
 
 @contextlib.contextmanager
@@ -518,33 +656,29 @@ def atomic_dir(dst: Path, *, force: bool) -> Iterator[Path]:
     """A temporary directory beside ``dst`` that becomes ``dst`` only when the block succeeds.
 
     The directory appears complete or not at all: on any exception the temporary directory is
-    removed and ``dst`` is untouched. With ``force`` an existing ``dst`` is moved aside, replaced
-    and then removed; without it an existing ``dst`` is an error.
+    removed and ``dst`` is untouched. With ``force`` an existing ``dst`` is swapped for the new
+    one (atomically on Linux) and then removed; without it an existing ``dst`` is an error, even
+    one that appears while the block runs.
     """
     reclaim_stale(dst.parent)
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(dst), dir=dst.parent))
-    aside: Path | None = None
     try:
         yield tmp
         for child in tmp.rglob("*"):
             if child.is_file():
                 with open(child, "rb") as f:
                     os.fsync(f.fileno())
+        _fsync_dir(tmp)
         os.chmod(tmp, 0o777 & ~_umask())
-        if dst.exists() or dst.is_symlink():
+        try:
+            _rename_noreplace(tmp, dst)
+        except FileExistsError:
             if not force:
-                raise FileUsageError(f"{dst} already exists; pass --force to replace it")
-            aside = Path(tempfile.mkdtemp(prefix=temp_prefix(dst), dir=dst.parent))
-            os.rename(dst, aside / "old")
-        os.rename(tmp, dst)
-    except BaseException:
-        if aside is not None and (aside / "old").exists() and not dst.exists():
-            os.rename(aside / "old", dst)
-        raise
+                raise FileUsageError(f"{dst} already exists; pass --force to replace it") from None
+            _swap_in(tmp, dst)
+        _fsync_dir(dst.parent)
     finally:
-        for leftover in (tmp, aside):
-            if leftover is not None and leftover.exists():
-                shutil.rmtree(leftover, ignore_errors=True)
+        _remove(tmp)  # the unpublished new tree, or the old one swapped out
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

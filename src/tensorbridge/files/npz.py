@@ -20,7 +20,16 @@ from typing import Any
 import numpy as np
 import numpy.lib.format as npformat
 
-from ._common import BadFileError, Entry, Layout, Progress, Reader, UnsafeFileError, dtype_tag
+from ._common import (
+    BadFileError,
+    Entry,
+    Layout,
+    Progress,
+    Reader,
+    UnsafeFileError,
+    dtype_tag,
+    each,
+)
 from .npy import DTYPES, MAX_HEADER_BYTES, data_bytes, read_header, write_array
 
 __all__ = ["DTYPES", "NpzReader", "write"]
@@ -104,6 +113,7 @@ class NpzReader(Reader):
 def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = None) -> None:
     """Write each array of ``layout`` as member ``name.npy`` of an uncompressed zip at ``path``."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for entry, array in zip(layout.entries, arrays, strict=True):
+        for entry, array in each(layout.entries, arrays):
             with zf.open(entry.name + ".npy", "w", force_zip64=True) as f:
                 write_array(f, array, progress, entry.dtype)
+            del array  # freed before the next tensor is read, not after

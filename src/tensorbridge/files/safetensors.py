@@ -40,6 +40,7 @@ from ._common import (
     Progress,
     Reader,
     decode_containers,
+    each,
     encode_containers,
     json_value,
     unique_keys,
@@ -276,7 +277,7 @@ def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = N
     """Write ``layout``'s arrays, each cast to its entry's dtype, to ``path``."""
     with open(path, "wb") as f:
         f.write(header_bytes(layout))
-        for entry, array in zip(layout.entries, arrays, strict=True):
+        for entry, array in each(layout.entries, arrays):
             assert entry.dtype is not None
             if array.size * entry.dtype.itemsize != entry.nbytes:
                 raise BadFileError(
@@ -284,3 +285,4 @@ def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = N
                     f"the header promised {entry.nbytes}"
                 )
             write_bytes(f, array, progress, _little(entry.dtype))
+            del array  # freed before the next tensor is read, not after

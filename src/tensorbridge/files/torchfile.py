@@ -39,6 +39,7 @@ from ._common import (
     Reader,
     UnsafeFileError,
     cast,
+    each,
     flatten_tree,
     release,
     unflatten,
@@ -339,7 +340,7 @@ class _Records:
 
     def __init__(self, writer: Any, layout: Layout, arrays: Any, progress: Progress | None) -> None:
         self.writer = writer
-        self.source = zip(layout.entries, arrays, strict=True)
+        self.source = each(layout.entries, arrays)
         self.progress = progress
 
     def write_record(self, name: str, data: Any, size: int) -> None:
@@ -358,6 +359,7 @@ class _Records:
         # the bytes as a storage of their own (a tensor's storage may begin before its data)
         self.writer.write_record(name, torch.from_numpy(raw).untyped_storage(), size)
         release(array)
+        del array, raw  # freed before the next tensor is read
         if self.progress is not None:
             self.progress(entry.nbytes)
 
