@@ -70,13 +70,20 @@ def key_text(key: Any) -> str:
 class Flat:
     """A flattened container: ``leaves`` in order, ``path(i)``, and ``rebuild(new_leaves)``."""
 
-    __slots__ = ("_build", "_prefixes", "_segments", "_starts", "leaves")
+    __slots__ = ("_build", "_prefixes", "_root", "_segments", "_starts", "leaves")
 
-    def __init__(self, leaves: list[Any], segments: list[Segment], build: Builder | None):
+    def __init__(
+        self,
+        leaves: list[Any],
+        segments: list[Segment],
+        build: Builder | None,
+        root: type | None = None,
+    ):
         self.leaves = leaves
         # Runs of leaves with one parent: (index of the first, the parent's entry, their keys).
-        # A parent's entry is (its parent's entry, its key), None at the root.
+        # A parent's entry is (its parent's entry, its key, its type), None at the root.
         self._segments = segments
+        self._root = root  # the root container's type; None when the root is the one leaf
         self._starts: list[int] | None = None
         self._prefixes: dict[int, str] = {}  # a segment's parent path, written once
         self._build = build
@@ -93,7 +100,7 @@ class Flat:
         if prefix is None:
             parts = []
             while node is not None:
-                node, key = node
+                node, key, _ = node
                 parts.append(key_text(key))
             prefix = self._prefixes[j] = "obj" + "".join(reversed(parts))
         return prefix + key_text(keys[i - start])
@@ -109,9 +116,33 @@ class Flat:
             return ()
         parts = [keys[i - start]]
         while node is not None:
-            node, key = node
+            node, key, _ = node
             parts.append(key)
         return tuple(str(k) if type(k) is _Attr else k for k in reversed(parts))
+
+    def containers(self) -> dict[tuple[Any, ...], type]:
+        """The type of the root container (key path ``()``) and of each container below it that
+        holds a leaf, by key path; read from what the walk recorded (no second walk).
+
+        >>> flatten({"a": [1, (2,)]}).containers()
+        {(): <class 'dict'>, ('a',): <class 'list'>, ('a', 1): <class 'tuple'>}
+        """
+        if self._root is None:
+            return {}
+        out: dict[tuple[Any, ...], type] = {(): self._root}
+        known: dict[int, tuple[Any, ...]] = {}  # id of an entry → its key path
+        for _, node, _ in self._segments:
+            chain = []
+            while node is not None and id(node) not in known:
+                chain.append(node)
+                node = node[0]
+            prefix = () if node is None else known[id(node)]
+            for entry in reversed(chain):
+                _, key, cls = entry
+                prefix = (*prefix, str(key) if type(key) is _Attr else key)
+                known[id(entry)] = prefix
+                out[prefix] = cls
+        return out
 
     def rebuild(self, new: list[Any]) -> Any:
         """The container with its leaves replaced by ``new`` (same order)."""
@@ -143,12 +174,13 @@ def flatten(
     segments: list[Segment] = []
     if split_nested and isinstance(obj, torch.Tensor) and obj.is_nested:
         leaves.extend(obj.unbind())
-        return Flat(leaves, [(0, None, range(len(leaves)))], list)
+        return Flat(leaves, [(0, None, range(len(leaves)))], list, list)
     build = _node(obj, None, leaves, segments, plain, is_leaf)
     if build is None:
         segments.append((0, None, None))
         leaves.append(obj)
-    return Flat(leaves, segments, build)
+        return Flat(leaves, segments, None)
+    return Flat(leaves, segments, build, type(obj))
 
 
 def _children(obj: Any, kind: str) -> tuple[list[Any], list[Any], Callable[[list[Any]], Any]]:
@@ -250,7 +282,7 @@ def _node(
             b = (
                 None
                 if type(v) in _LEAF_TYPES
-                else _node(v, (at, k), leaves, segments, plain, is_leaf)
+                else _node(v, (at, k, type(v)), leaves, segments, plain, is_leaf)
             )
             if b is None:
                 segments.append((len(leaves), at, (k,)))
@@ -290,7 +322,7 @@ def _check_json_keys(keys: Any, at: Any) -> None:
             parts = []
             node = at
             while node is not None:
-                node, k = node
+                node, k, _ = node
                 parts.append(key_text(k))
             raise UnsupportedInputError(
                 f"key {key!r} ({type(key).__name__}) has no JSON form (JSON keys are strings); "

@@ -38,6 +38,7 @@ from ._common import (
     dtype_tag,
     entry_for,
     flatten,
+    flatten_tree,
     unflatten,
 )
 from ._convert import ConvertReport, ProgressCallback, check_layout, convert, same_bits
@@ -187,12 +188,12 @@ def write(path: str | os.PathLike[str], tensors: Any, *, force: bool = False) ->
 
     path = Path(path)
     fmt = format_of(path)
-    flat, paths = flatten(
+    flat, paths, containers = flatten_tree(
         tensors, is_leaf=lambda x: isinstance(x, (torch.Tensor, np.ndarray, np.generic))
     )
     single = "" in flat
     if single:
-        flat, paths = {path.stem: flat[""]}, None
+        flat, paths, containers = {path.stem: flat[""]}, None, {}
     arrays = {}
     for name, value in flat.items():
         if not isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
@@ -201,7 +202,8 @@ def write(path: str | os.PathLike[str], tensors: Any, *, force: bool = False) ->
         arrays[name] = (
             array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
         )
-    layout = Layout([entry_for(n, a) for n, a in arrays.items()], paths, single)
+    entries = [entry_for(n, a) for n, a in arrays.items()]
+    layout = Layout(entries, paths, single, containers=containers)
     check_layout(layout, fmt, path, str(path))
     if path.exists() and not force:
         raise FileUsageError(f"{path} already exists; pass force=True (--force) to replace it")

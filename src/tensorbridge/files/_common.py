@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import json
 import mmap
 import os
 import re
@@ -42,7 +43,12 @@ __all__ = [
     "cast",
     "check_safe_names",
     "chunks",
+    "decode_containers",
+    "encode_containers",
     "flatten",
+    "flatten_tree",
+    "json_value",
+    "narrow",
     "reclaim_stale",
     "temp_prefix",
     "unflatten",
@@ -51,10 +57,16 @@ __all__ = [
     "write_bytes",
 ]
 
+CONTAINERS_KEY = "tensorbridge.containers"
+"""Metadata key of the recorded containers (``encode_containers``), beside the key paths."""
+_KINDS = ("dict", "tuple")
+
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed."""
 
 Key = str | int
+Containers = dict[tuple[Key, ...], str]
+"""Key path → ``"dict"`` or ``"tuple"``: the containers whose kind their keys do not tell."""
 CHUNK_BYTES = 16 << 20  # bytes written per ``write`` call when streaming one tensor
 
 
@@ -116,6 +128,7 @@ class Layout:
     metadata: dict[str, str] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # alias name → the entry it shares
     others: dict[str, Any] = field(default_factory=dict)  # non-tensor values kept (.pt, DCP)
+    containers: Containers = field(default_factory=dict)  # dicts and tuples among ``paths``
 
 
 class Reader:
@@ -128,6 +141,7 @@ class Reader:
     metadata: dict[str, str]
     aliases: dict[str, str] = {}  # noqa: RUF012 (never mutated; readers assign their own)
     others: dict[str, Any] = {}  # noqa: RUF012
+    containers: Containers = {}  # noqa: RUF012
 
     def load(self, name: str) -> np.ndarray:
         """One tensor's values as a NumPy array (often a read-only memory map of the file)."""
@@ -176,32 +190,76 @@ def flatten(
     >>> flat, paths
     ({'enc.w': 1, 'enc.b.0': 2}, {'enc.w': ('enc', 'w'), 'enc.b.0': ('enc', 'b', 0)})
     """
+    flat, paths, _ = flatten_tree(tree, is_leaf=is_leaf)
+    return flat, paths
+
+
+def flatten_tree(
+    tree: Any, *, is_leaf: Callable[[Any], bool]
+) -> tuple[dict[str, Any], dict[str, tuple[Key, ...]] | None, Containers]:
+    """``flatten``, and the containers its paths alone would not rebuild as they were: each
+    tuple, and each mapping with an integer key (without a record, keys 0..n-1 become a list).
+
+    >>> _, paths, kinds = flatten_tree(
+    ...     {"state": {0: 1, 1: 2}, "pair": (3, 4), "xs": [5]}, is_leaf=lambda x: isinstance(x, int)
+    ... )
+    >>> kinds
+    {('state',): 'dict', ('pair',): 'tuple'}
+    """
     flat: dict[str, Any] = {}
     paths: dict[str, tuple[Key, ...]] = {}
     tree_flat = _tree.flatten(tree, is_leaf=is_leaf)  # the one container walk of the core
     for i, leaf in enumerate(tree_flat.leaves):
-        path = tuple(k if isinstance(k, int) else str(k) for k in tree_flat.key_path(i))
+        path = _keys(tree_flat.key_path(i))
         name = ".".join(str(k) for k in path)
         if name in flat:
             raise BadFileError(f"two values flatten to the same name {name!r}; rename one of them")
         flat[name] = leaf
         paths[name] = path
     nested = any(len(p) != 1 or not isinstance(p[0], str) for p in paths.values())
-    return flat, (paths if nested else None)
+    if not nested:
+        return flat, None, {}
+    nodes = {_keys(p): cls for p, cls in tree_flat.containers().items()}
+    int_keyed = {p[:-1] for p in (*paths.values(), *nodes) if p and isinstance(p[-1], int)}
+    kinds: Containers = {}
+    for path, cls in nodes.items():
+        if issubclass(cls, tuple):
+            kinds[path] = "tuple"
+        elif issubclass(cls, Mapping) and path in int_keyed:
+            kinds[path] = "dict"
+    return flat, paths, kinds
 
 
-def unflatten(flat: Mapping[str, Any], paths: Mapping[str, tuple[Key, ...]] | None = None) -> Any:
-    """Rebuild the nested tree ``flatten`` took apart; integer keys 0..n-1 become lists.
+def _keys(key_path: tuple[Any, ...]) -> tuple[Key, ...]:
+    """A key path as the files store it: integers as they are, every other key as text."""
+    return tuple(k if isinstance(k, int) else str(k) for k in key_path)
+
+
+def unflatten(
+    flat: Mapping[str, Any],
+    paths: Mapping[str, tuple[Key, ...]] | None = None,
+    containers: Mapping[tuple[Key, ...], str] | None = None,
+) -> Any:
+    """Rebuild the nested tree ``flatten`` took apart, in the order ``paths`` lists the names.
+
+    A node recorded in ``containers`` (``flatten_tree``) as a ``"dict"`` stays a dict, one
+    recorded as a ``"tuple"`` with keys 0..n-1 is a tuple; any other node with keys 0..n-1 is a
+    list (what files written without the record get).
 
     >>> unflatten({"a.w": 1, "b.0": 2}, {"a.w": ("a", "w"), "b.0": ("b", 0)})
     {'a': {'w': 1}, 'b': [2]}
+    >>> unflatten({"s.0": 1, "p.0": 2}, {"s.0": ("s", 0), "p.0": ("p", 0)}, {("s",): "dict",
+    ...     ("p",): "tuple"})
+    {'s': {0: 1}, 'p': (2,)}
     >>> unflatten({"layer.0.weight": 1})
     {'layer.0.weight': 1}
     """
     if paths is None:
         return dict(flat)
     root: dict[Key, Any] = {}
-    for name, value in flat.items():
+    names = [n for n in paths if n in flat] + [n for n in flat if n not in paths]
+    for name in names:
+        value = flat[name]
         path = paths.get(name, (name,))
         if not path:
             return value
@@ -214,16 +272,83 @@ def unflatten(flat: Mapping[str, Any], paths: Mapping[str, tuple[Key, ...]] | No
                 )
             node = child
         node[path[-1]] = value
+    kinds = containers or {}
 
-    def listify(node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        out = {k: listify(v) for k, v in node.items()}
-        if out and all(isinstance(k, int) for k in out) and sorted(out) == list(range(len(out))):
-            return [out[i] for i in range(len(out))]
+    def build(node: dict[Key, Any], at: tuple[Key, ...]) -> Any:
+        out = {k: build(v, (*at, k)) if type(v) is dict else v for k, v in node.items()}
+        kind = kinds.get(at)
+        if kind == "dict" or not all(isinstance(k, int) for k in out):
+            return out
+        keys = sorted(out)
+        if not out or keys != list(range(len(out))):
+            return out
+        items = [out[k] for k in keys]
+        return tuple(items) if kind == "tuple" else items
+
+    return build(root, ())
+
+
+def narrow(
+    paths: dict[str, tuple[Key, ...]] | None, containers: Containers, names: set[str]
+) -> tuple[dict[str, tuple[Key, ...]] | None, Containers]:
+    """``paths`` and ``containers`` for ``names`` only (values left out leave no trace).
+
+    >>> narrow({"a.0": ("a", 0), "b.0": ("b", 0)}, {("a",): "tuple", ("b",): "dict"}, {"a.0"})
+    ({'a.0': ('a', 0)}, {('a',): 'tuple'})
+    """
+    if paths is None:
+        return None, {}
+    kept = {name: path for name, path in paths.items() if name in names}
+    inner = {path[:depth] for path in kept.values() for depth in range(len(path))}
+    return kept, {path: kind for path, kind in containers.items() if path in inner}
+
+
+def json_value(raw: Any) -> Any:
+    """A metadata value: JSON text parsed (``None`` where it is not JSON), anything else as is.
+
+    >>> json_value('{"a": 1}'), json_value({"a": 1}), json_value("{")
+    ({'a': 1}, {'a': 1}, None)
+    """
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def encode_containers(containers: Containers) -> dict[str, list[list[Key]]]:
+    """``containers`` as JSON-ready metadata: ``{"dict": [key paths], "tuple": [key paths]}``.
+
+    >>> encode_containers({("opt", "state"): "dict", (): "tuple"})
+    {'dict': [['opt', 'state']], 'tuple': [[]]}
+    """
+    out: dict[str, list[list[Key]]] = {}
+    for path, kind in containers.items():
+        out.setdefault(kind, []).append(list(path))
+    return out
+
+
+def decode_containers(raw: Any, what: str) -> Containers:
+    """Check and read recorded containers (``encode_containers``' form, or its JSON text);
+    ``None`` (a file written without the record) gives ``{}``."""
+    if raw is None:
+        return {}
+    found = json_value(raw)
+    out: Containers = {}
+    ok = isinstance(found, dict)
+    for kind, paths in found.items() if ok else ():
+        ok = (
+            kind in _KINDS
+            and isinstance(paths, list)
+            and all(isinstance(p, list) and all(isinstance(k, Key) for k in p) for p in paths)
+        )
+        if not ok:
+            break
+        out.update(dict.fromkeys(map(tuple, paths), kind))
+    if ok:
         return out
-
-    return listify(root)
+    raise BadFileError(f"{what} has corrupt {CONTAINERS_KEY!r} metadata")
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from ._common import (
     cast,
     check_safe_names,
     chunks,
+    narrow,
     reclaim_stale,
     release,
     replace_files,
@@ -439,7 +440,7 @@ class _Job:
             for alias, target in reader.aliases.items():
                 flat[alias] = flat[target]
             flat.update(reader.others)
-            tree = unflatten(flat, reader.paths)
+            tree = unflatten(flat, reader.paths, reader.containers)
         return (tree if isinstance(tree, dict) else {self.src.stem: tree}), load, flush
 
     def to_dcp(self) -> ConvertReport:
@@ -502,7 +503,10 @@ class _Job:
         single = reader.single or (len(entries) == 1 and fmt is npy)
         metadata = dict(reader.metadata) if fmt is safetensors and out.kind == "file" else {}
         others = dict(reader.others) if out.holds_others else {}
-        layout = Layout(entries, reader.paths, single, metadata, aliases, others)
+        paths, containers = reader.paths, reader.containers
+        if skipped:  # what is left out leaves no key paths behind
+            paths, containers = narrow(paths, containers, set(sources) | set(aliases))
+        layout = Layout(entries, paths, single, metadata, aliases, others, containers=containers)
         if out.kind == "shards":
             check_safe_names([e.name for e in entries] + list(aliases), f"the shards of {out.path}")
             layout.single = False

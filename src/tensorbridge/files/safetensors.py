@@ -9,7 +9,8 @@ Reads: with this module's own parser (no third-party code sees the bytes); every
 dtype is checked before any data is touched; each tensor is a memory map of its own bytes.
 Writes: the same layout the ``safetensors`` library reads, streamed one tensor at a time, with
 ``{"format": "pt"}`` in the metadata (what ``transformers`` expects). A nested tree's key paths are
-kept in the metadata under ``tensorbridge.paths`` so writing a ``.pt`` again rebuilds the nesting.
+kept in the metadata under ``tensorbridge.paths`` so writing a ``.pt`` again rebuilds the nesting,
+with ``tensorbridge.containers`` naming the dicts with integer keys and the tuples among them.
 Tied weights (names that share one tensor) are stored once; the other names are recorded under
 ``tensorbridge.aliases`` (``{"alias": "stored name"}``) and come back sharing that tensor.
 Values are written as their logical values: conjugate and negative views are resolved first
@@ -31,7 +32,20 @@ from typing import Any
 import numpy as np
 
 from .._dtypes import numpy_dtype
-from ._common import BadFileError, Entry, Layout, Progress, Reader, each, unique_keys, write_bytes
+from ._common import (
+    CONTAINERS_KEY,
+    BadFileError,
+    Entry,
+    Layout,
+    Progress,
+    Reader,
+    decode_containers,
+    each,
+    encode_containers,
+    json_value,
+    unique_keys,
+    write_bytes,
+)
 
 __all__ = ["DTYPES", "MAX_HEADER_BYTES", "SafetensorsReader", "write"]
 
@@ -120,6 +134,7 @@ class SafetensorsReader(Reader):
         self.offset = 8 + n
         self.entries = self._entries(header, size - self.offset)
         self.paths = self._paths(meta.pop(PATHS_KEY, None))
+        self.containers = decode_containers(meta.pop(CONTAINERS_KEY, None), str(path))
         self.aliases = read_aliases(meta.pop(ALIASES_KEY, None), self.entries, str(path))
         self.metadata = meta
 
@@ -214,10 +229,7 @@ def read_aliases(raw: Any, entries: list[Entry], what: str) -> dict[str, str]:
     """Check and return recorded aliases (JSON text or a mapping): alias → a stored name."""
     if raw is None:
         return {}
-    try:
-        aliases = json.loads(raw) if isinstance(raw, str) else raw
-    except (ValueError, RecursionError):
-        aliases = None
+    aliases = json_value(raw)
     if not isinstance(aliases, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
     ):
@@ -243,6 +255,8 @@ def header_bytes(layout: Layout) -> bytes:
     meta = {"format": "pt", **layout.metadata}
     if layout.paths is not None:
         meta[PATHS_KEY] = json.dumps({name: list(path) for name, path in layout.paths.items()})
+        if layout.containers:
+            meta[CONTAINERS_KEY] = json.dumps(encode_containers(layout.containers))
     if layout.aliases:
         meta[ALIASES_KEY] = json.dumps(layout.aliases)
     header["__metadata__"] = meta

@@ -3,7 +3,8 @@
 Layout: ``model.safetensors.index.json`` (or ``pytorch_model.bin.index.json``) holds
 ``{"metadata": {"total_size": N}, "weight_map": {"tensor name": "shard file name"}}``; the shards
 (``model-00001-of-00003.safetensors``) lie in the same directory, each a complete file of its
-format. tensorbridge adds ``tensorbridge.paths`` (a nested tree's key paths) and
+format. tensorbridge adds ``tensorbridge.paths`` (a nested tree's key paths, with
+``tensorbridge.containers``: its dicts with integer keys and its tuples) and
 ``tensorbridge.aliases`` (tied weights, stored once) to the index's ``metadata`` when needed;
 loaders that do not know them ignore them.
 
@@ -31,12 +32,15 @@ import numpy as np
 
 from . import safetensors, torchfile
 from ._common import (
+    CONTAINERS_KEY,
     BadFileError,
     Entry,
     FileUsageError,
     Layout,
     Progress,
     Reader,
+    decode_containers,
+    encode_containers,
     unique_keys,
     unsafe_name,
 )
@@ -235,6 +239,10 @@ class ShardedReader(Reader):
         paths = self.index_metadata.get(safetensors.PATHS_KEY)
         if isinstance(paths, dict):
             self.paths = {k: tuple(v) for k, v in paths.items() if isinstance(v, list)}
+        self.containers = decode_containers(self.index_metadata.get(CONTAINERS_KEY), str(what))
+        if self.paths:  # the source's order (the weight_map is sorted by name)
+            order = {name: i for i, name in enumerate(self.paths)}
+            self.entries.sort(key=lambda e: order.get(e.name, len(order)))
 
     def _check(self, weight_map: dict[str, str] | None, what: str) -> dict[str, str]:
         """Tensor name → shard, after the index checks."""
@@ -362,6 +370,8 @@ def write(
     metadata: dict[str, Any] = {"total_size": sum(e.nbytes for e in layout.entries)}
     if layout.paths is not None:
         metadata[safetensors.PATHS_KEY] = {k: list(p) for k, p in layout.paths.items()}
+        if layout.containers:
+            metadata[CONTAINERS_KEY] = encode_containers(layout.containers)
     if layout.aliases:
         metadata[safetensors.ALIASES_KEY] = dict(layout.aliases)
     index = {"metadata": metadata, "weight_map": dict(sorted(weight_map.items()))}

@@ -42,7 +42,7 @@ from ._common import (
     UnsafeFileError,
     cast,
     each,
-    flatten,
+    flatten_tree,
     release,
     unflatten,
 )
@@ -124,7 +124,9 @@ class TorchReader(Reader):
         self.path = path
         self.metadata = {}
         self.obj = load(path)
-        flat, self.paths = flatten(self.obj, is_leaf=lambda x: isinstance(x, torch.Tensor))
+        flat, self.paths, self.containers = flatten_tree(
+            self.obj, is_leaf=lambda x: isinstance(x, torch.Tensor)
+        )
         self.single = "" in flat and isinstance(flat[""], torch.Tensor)
         if self.single:
             flat = {name if name is not None else path.stem: flat[""]}
@@ -325,7 +327,7 @@ def _layout_object(layout: Layout, tensors: dict[str, Any]) -> Any:
     tensors.update(layout.others)
     if layout.single and len(tensors) == 1:
         return next(iter(tensors.values()))
-    return unflatten(tensors, layout.paths)
+    return unflatten(tensors, layout.paths, layout.containers)
 
 
 class _Records:
