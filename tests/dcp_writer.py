@@ -1,7 +1,7 @@
 """Write a DCP checkpoint from 2 processes over gloo, each holding its shard of DTensors (CPU).
 
-Run as ``python dcp_writer.py RENDEZVOUS_FILE OUT_DIR``; ``full()`` gives the full tensors the
-checkpoint must hold, so a test can compare without tensorbridge.
+Run as ``python dcp_writer.py RENDEZVOUS_FILE OUT_DIR [big]``; ``full()`` (``big()``) gives the
+full tensors the checkpoint must hold, so a test can compare without tensorbridge.
 """
 
 from __future__ import annotations
@@ -24,7 +24,18 @@ def full() -> dict[str, torch.Tensor]:
     }
 
 
-def _rank(rank: int, store: str, out: str) -> None:
+BIG_MIB = 192
+
+
+def big() -> dict[str, torch.Tensor]:
+    """One 192 MiB float32 tensor (two 96 MiB chunks once sharded) and a small one."""
+    return {
+        "big": torch.arange(BIG_MIB * (1 << 20) // 4, dtype=torch.float32).reshape(-1, 1024),
+        "small": torch.arange(6, dtype=torch.int64),
+    }
+
+
+def _rank(rank: int, store: str, out: str, which: str) -> None:
     import torch.distributed as dist
     import torch.distributed.checkpoint as dcp
     from torch.distributed.device_mesh import init_device_mesh
@@ -35,7 +46,7 @@ def _rank(rank: int, store: str, out: str) -> None:
     mesh = init_device_mesh("cpu", (WORLD,))
     state: dict[str, object] = {
         name: distribute_tensor(t, mesh, [Replicate()] if name == "steps" else [Shard(0)])
-        for name, t in full().items()
+        for name, t in (big() if which == "big" else full()).items()
     }
     state["epoch"] = 7
     dcp.save(state, checkpoint_id=out)
@@ -45,4 +56,5 @@ def _rank(rank: int, store: str, out: str) -> None:
 if __name__ == "__main__":
     import torch.multiprocessing as mp
 
-    mp.start_processes(_rank, args=(sys.argv[1], sys.argv[2]), nprocs=WORLD, start_method="fork")
+    which = sys.argv[3] if len(sys.argv) > 3 else "full"
+    mp.start_processes(_rank, args=(*sys.argv[1:3], which), nprocs=WORLD, start_method="fork")

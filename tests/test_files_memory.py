@@ -150,3 +150,25 @@ def test_reading_a_mapped_array_hands_its_pages_back(tmp_path: Path) -> None:
     assert seen == plain
     assert after_chunks - before < 40 * MIB
     assert after_plain - after_chunks > 48 * MIB  # control: the same pages, kept
+
+
+def test_a_tensor_saved_in_chunks_by_two_ranks_holds_about_one_chunk(tmp_path: Path) -> None:
+    """A 192 MiB tensor saved by 2 ranks as two 96 MiB chunks converts to safetensors growing by
+    about one chunk (it is assembled in a temporary file), and its values are exact."""
+    from safetensors import safe_open
+
+    from dcp_writer import BIG_MIB, big
+
+    here = Path(__file__).resolve().parent
+    ckpt = tmp_path / "ckpt"
+    proc = subprocess.run(
+        [sys.executable, str(here / "dcp_writer.py"), str(tmp_path / "rdv"), str(ckpt), "big"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dst = tmp_path / "big.safetensors"
+    grown = _grown(ckpt, dst, ["--skip-non-tensors"])
+    assert grown < BIG_MIB // 2 * MIB + 64 * MIB, f"grew {grown / MIB:.0f} MiB"
+    with safe_open(str(dst), "pt") as f:
+        for name, t in big().items():
+            assert torch.equal(f.get_tensor(name).view(torch.uint8), t.view(torch.uint8)), name

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import mmap
 import pickle
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 
 from .._dtypes import by_torch
-from ._common import BadFileError, Entry, Reader, UnsafeFileError, unsafe_name
+from ._common import CHUNK_BYTES, BadFileError, Entry, Reader, UnsafeFileError, unsafe_name
 
 __all__ = ["ALLOWED", "DcpReader", "is_dcp", "read_metadata", "save"]
 
@@ -265,8 +267,8 @@ class DcpReader(Reader):
     def _read(self, state_dict: dict[str, Any]) -> dict[str, Any]:
         """DCP's single-process load (``_load_state_dict``'s steps), one read item at a time.
 
-        Reading item by item frees each decoded chunk before the next is decoded, so a tensor
-        costs its own size plus one chunk (a tensor written as one chunk: its size).
+        Reading item by item frees each decoded chunk before the next is decoded. A tensor
+        written as one chunk is that chunk; one written in chunks is assembled (``_Assembly``).
         """
         out = dict(state_dict)
 
@@ -277,13 +279,13 @@ class DcpReader(Reader):
                 out[fqn] = chunk
                 return
             if out[fqn] is state_dict[fqn]:
-                out[fqn] = torch.empty(shape, dtype=state_dict[fqn].dtype)
-            view = out[fqn]
+                out[fqn] = _Assembly(shape, state_dict[fqn].dtype)
+            view = out[fqn].tensor
             for dim, (start, length) in enumerate(
                 zip(item.dest_offsets, item.lengths, strict=True)
             ):
                 view = view.narrow(dim, start, length)
-            view.copy_(chunk)
+            out[fqn].put(view, chunk)
 
         planner = self._planner(place)
         reader = self._reader
@@ -308,7 +310,8 @@ class DcpReader(Reader):
 
         md = self._tensors[name]
         target = torch.empty(tuple(md.size), dtype=md.properties.dtype, device="meta")
-        return to_numpy(self._load({name: target})[name])
+        value = self._load({name: target})[name]
+        return value.array() if isinstance(value, _Assembly) else to_numpy(value)
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per data file: its name, chunks, bytes on disk."""
@@ -319,6 +322,57 @@ class DcpReader(Reader):
             {"file": name, "chunks": n, "file_bytes": (self.path / name).stat().st_size}
             for name, n in sorted(files.items())
         ]
+
+
+SPILL_BYTES = 64 << 20
+"""A tensor saved in chunks and larger than this is assembled in a temporary file, not memory."""
+
+
+class _Assembly:
+    """A tensor put together from its chunks.
+
+    Up to ``SPILL_BYTES`` it is plain memory. Larger, it lives in an unlinked temporary file (in
+    the system's temporary directory, gone with the process even if killed) mapped into memory:
+    each chunk's pages are written back and handed back once it is copied in, and the result is
+    a read-only map whose pages the writer hands back as it goes. Assembling then holds one
+    decoded chunk and ``CHUNK_BYTES``, not the tensor and a chunk.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        self.shape, self.dtype = shape, dtype
+        self.nbytes = int(np.prod(shape)) * dtype.itemsize
+        row = by_torch(dtype)
+        self.numpy = row.numpy if row is not None else None
+        self.file: Any = None
+        if self.nbytes <= SPILL_BYTES or self.numpy is None or not hasattr(mmap, "MADV_DONTNEED"):
+            self.tensor = torch.empty(shape, dtype=dtype)
+            return
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the values)
+        self.file.truncate(self.nbytes)
+        self.map = mmap.mmap(self.file.fileno(), self.nbytes)
+        self.tensor = torch.frombuffer(self.map, dtype=torch.uint8).view(dtype).reshape(shape)
+
+    def put(self, view: torch.Tensor, chunk: torch.Tensor) -> None:
+        """Copy ``chunk`` into ``view`` (of ``tensor``), about ``CHUNK_BYTES`` at a time, each
+        part's pages written to the file and handed back before the next is copied."""
+        if self.file is None or chunk.dim() == 0 or chunk.shape[0] == 0:
+            view.copy_(chunk)
+            return
+        step = max(1, CHUNK_BYTES // max(1, chunk[0].nbytes))
+        for start in range(0, chunk.shape[0], step):
+            view[start : start + step].copy_(chunk[start : start + step])
+            self.map.flush()
+            self.map.madvise(mmap.MADV_DONTNEED)
+
+    def array(self) -> np.ndarray:
+        """The assembled values."""
+        from .. import to_numpy
+
+        if self.file is None or self.numpy is None:
+            return to_numpy(self.tensor)
+        del self.tensor
+        raw = np.memmap(self.file, dtype=np.uint8, mode="r", shape=(self.nbytes,))
+        return raw.view(self.numpy).reshape(self.shape)
 
 
 def _checkpoint_exception() -> type[BaseException]:
