@@ -333,7 +333,7 @@ class _Assembly:
 
     Up to ``SPILL_BYTES`` it is plain memory. Larger, it lives in an unlinked temporary file (in
     the system's temporary directory, gone with the process even if killed) mapped into memory:
-    each chunk's pages are written back and handed back once it is copied in, and the result is
+    each part of a chunk is handed back to the file once it is copied in, and the result is
     a read-only map whose pages the writer hands back as it goes. Assembling then holds one
     decoded chunk and ``CHUNK_BYTES``, not the tensor and a chunk.
     """
@@ -354,14 +354,14 @@ class _Assembly:
 
     def put(self, view: torch.Tensor, chunk: torch.Tensor) -> None:
         """Copy ``chunk`` into ``view`` (of ``tensor``), about ``CHUNK_BYTES`` at a time, each
-        part's pages written to the file and handed back before the next is copied."""
+        part's pages handed back to the file before the next is copied."""
         if self.file is None or chunk.dim() == 0 or chunk.shape[0] == 0:
             view.copy_(chunk)
             return
         step = max(1, CHUNK_BYTES // max(1, chunk[0].nbytes))
         for start in range(0, chunk.shape[0], step):
             view[start : start + step].copy_(chunk[start : start + step])
-            self.map.flush()
+            # a shared file map: the pages stay in the file (the page cache), only unmapped
             self.map.madvise(mmap.MADV_DONTNEED)
 
     def array(self) -> np.ndarray:
