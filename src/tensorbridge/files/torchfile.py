@@ -288,7 +288,7 @@ def write(path: Path, layout: Layout, arrays: Any, progress: Progress | None = N
 
     with FakeTensorMode():
         fakes = {
-            e.name: torch.empty(e.shape, dtype=torch_dtype(e.dtype) if e.dtype else None)
+            e.name: torch.empty(e.shape, dtype=None if e.dtype is None else torch_dtype(e.dtype))
             for e in layout.entries
         }
     obj = _layout_object(layout, fakes)
