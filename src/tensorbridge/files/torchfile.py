@@ -6,10 +6,10 @@ bytes are then mapped on their own while it is converted, so memory stays near o
 A bare tensor or a (nested) dict/list of tensors; nested keys flatten to dotted names
 (``{"enc": {"w": t}}`` → ``enc.w``). Conjugate and negative views are read as their logical values.
 Writes: with ``torch.save``'s own pickler and zip writer, one tensor at a time (each tensor's
-record is filled when its turn comes; the file is what ``torch.save`` writes); a dict of tensors
-(flat, as ``model.state_dict()`` gives, or nested again when the source recorded a nesting), or a
-bare tensor when the source held one unnamed tensor (a ``.npy``). Holds every dtype PyTorch has,
-bfloat16, float8 and complex32 included.
+record is filled when its turn comes: the records ``torch.save`` writes, CRCs included); a dict of
+tensors (flat, as ``model.state_dict()`` gives, or nested again when the source recorded a
+nesting), or a bare tensor when the source held one unnamed tensor (a ``.npy``). Holds every dtype
+PyTorch has, bfloat16, float8 and complex32 included.
 Refuses: any file whose pickle needs more than tensors and plain containers (``weights_only=True``
 refuses to call arbitrary globals; nothing in the file is ever executed), nested (jagged) tensors.
 Non-tensor values (an ``epoch`` number, a string) are listed in ``others``; a PyTorch file
@@ -336,7 +336,7 @@ class _Records:
     ``torch.save``'s own ``_save`` pickles the object (placeholders: ``FakeTensor`` s, which hold
     no memory) and then asks for each storage's record in turn; under ``skip_data`` it asks for an
     empty record (``write_record_metadata``), and here that record is written with the tensor's
-    values instead, read and cast only then. The file is what ``torch.save`` writes, CRCs included.
+    values instead, read and cast only then: the records ``torch.save`` writes, CRCs included.
     ``write`` checked that the storages are numbered in the order of the entries.
     """
 
