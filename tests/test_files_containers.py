@@ -278,3 +278,24 @@ def test_container_types_and_bits_survive_safetensors_and_shards(tree: Any) -> N
         assert main(["convert", str(root / "a.pt"), str(root / "shards"), *args]) == 0
         assert main(["convert", str(root / "shards"), str(root / "d.pt"), "-q"]) == 0
         _same(tree, _load(root / "d.pt"))
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    tree=st.dictionaries(
+        _keys, st.recursive(_tensors(), _nodes, max_leaves=8), min_size=1, max_size=4
+    ).filter(lambda d: len({str(k) for k in d}) == len(d))
+)
+def test_dict_keys_and_bits_survive_a_dcp_round_trip(tree: Any) -> None:
+    """Random state dicts (integer and digit-string keys side by side, lists, tuples) → DCP →
+    .pt come back with the same keys, container types and bits."""
+    tree = {**tree, "w": torch.arange(3.0)}  # DCP pickles a tuple whole: one tensor outside any
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        torch.save(tree, root / "a.pt")
+        argv = ["convert", str(root / "a.pt"), str(root / "ckpt"), "--format", "dcp", "--verify"]
+        assert main([*argv, "-q"]) == 0
+        assert main(["convert", str(root / "ckpt"), str(root / "c.pt"), "--verify", "-q"]) == 0
+        _same(tree, _load(root / "c.pt"))

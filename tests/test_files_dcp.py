@@ -249,3 +249,70 @@ def test_a_tensor_of_one_chunk_and_one_of_several_read_exactly(tmp_path: Path) -
     with safe_open(str(dst), "pt") as f:
         assert bits(f.get_tensor("whole")) == bits(whole)
         assert bits(f.get_tensor("n")) == bits(torch.tensor(3))
+
+
+def _trained() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A small model and its Adam optimizer after one step (its state is set)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    return model, opt
+
+
+def test_pt_to_dcp_and_back_keeps_the_optimizer_state_keyed_by_parameter(tmp_path: Path) -> None:
+    """A .pt training checkpoint (Adam's state keyed 0..n-1) → DCP → .pt: the state comes back
+    keyed by integers, so load_state_dict attaches it to the parameters; dcp.load of the user's
+    own state dicts reads the DCP checkpoint too."""
+    model, opt = _trained()
+    src, ckpt, back = tmp_path / "ck.pt", tmp_path / "ckpt", tmp_path / "back.pt"
+    torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "epoch": 3}, src)
+    assert main(["convert", str(src), str(ckpt), "--format", "dcp", "--verify", "-q"]) == 0
+    assert main(["convert", str(ckpt), str(back), "--verify", "-q"]) == 0
+    loaded = torch.load(back, weights_only=True)
+    assert sorted(loaded["optim"]["state"]) == [0, 1, 2, 3]
+    fresh = torch.optim.Adam(model.parameters(), lr=1e-3)
+    fresh.load_state_dict(loaded["optim"])
+    for p in model.parameters():
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert bits(fresh.state[p][key]) == bits(opt.state[p][key])
+    fresh.step()
+    target = {"model": model.state_dict(), "optim": fresh.state_dict(), "epoch": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.load(target, checkpoint_id=str(ckpt), no_dist=True)
+    assert target["epoch"] == 3
+
+
+def test_a_dcp_training_checkpoint_becomes_a_pt_that_set_state_dict_loads(tmp_path: Path) -> None:
+    """A DCP checkpoint of get_state_dict's model and optimizer (keyed by parameter names) →
+    .pt: set_state_dict loads it into a fresh model and optimizer, values exact, and a step runs."""
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model, opt = _trained()
+    ckpt, out = tmp_path / "ckpt", tmp_path / "ck.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model_sd, optim_sd = get_state_dict(model, opt)
+        dcp.save(
+            {"model": model_sd, "optim": optim_sd, "epoch": 3},
+            checkpoint_id=str(ckpt),
+            no_dist=True,
+        )
+    assert main(["convert", str(ckpt), str(out), "--verify", "-q"]) == 0
+    loaded = torch.load(out, weights_only=True)
+    assert loaded["epoch"] == 3
+    torch.manual_seed(1)
+    model2 = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    opt2 = torch.optim.Adam(model2.parameters(), lr=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        set_state_dict(
+            model2, opt2, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"]
+        )
+    for p, q in zip(model.parameters(), model2.parameters(), strict=True):
+        assert bits(q) == bits(p)
+        assert bits(opt2.state[q]["exp_avg"]) == bits(opt.state[p]["exp_avg"])
+    model2(torch.randn(5, 4)).sum().backward()
+    opt2.step()

@@ -17,6 +17,7 @@ into place when written (and verified, with ``verify``).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -441,7 +442,13 @@ class _Job:
                 flat[alias] = flat[target]
             flat.update(reader.others)
             tree = unflatten(flat, reader.paths, reader.containers)
-        return (tree if isinstance(tree, dict) else {self.src.stem: tree}), load, flush
+        ints = dcp.int_keys(reader.paths, reader.containers)
+        if not isinstance(tree, dict):
+            tree = {self.src.stem: tree}
+            ints = [[self.src.stem, *p] for p in ints]
+        if ints:  # a value dcp.load reads only when asked for it; DcpReader does
+            tree[dcp.INT_KEYS] = json.dumps(ints)
+        return tree, load, flush
 
     def to_dcp(self) -> ConvertReport:
         entries = self._entries()

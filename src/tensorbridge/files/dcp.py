@@ -37,9 +37,21 @@ import numpy as np
 import torch
 
 from .._dtypes import by_torch
-from ._common import CHUNK_BYTES, BadFileError, Entry, Reader, UnsafeFileError, unsafe_name
+from ._common import (
+    CHUNK_BYTES,
+    BadFileError,
+    Entry,
+    Key,
+    Reader,
+    UnsafeFileError,
+    entry_for,
+    flatten_tree,
+    json_value,
+    unsafe_name,
+)
+from .torchfile import map_tensors
 
-__all__ = ["ALLOWED", "DcpReader", "is_dcp", "read_metadata", "save"]
+__all__ = ["ALLOWED", "INT_KEYS", "DcpReader", "int_keys", "is_dcp", "read_metadata", "save"]
 
 METADATA = ".metadata"
 
@@ -192,6 +204,7 @@ class DcpReader(Reader):
         self._reader = reader_cls(str(path))
         self.entries = []
         self._tensors: dict[str, Any] = {}
+        self._values: dict[str, np.ndarray] = {}  # tensors found inside pickled values
         values = []
         for fqn, md in self.meta.state_dict_metadata.items():
             if isinstance(md, BytesStorageMetadata):
@@ -205,10 +218,55 @@ class DcpReader(Reader):
             self._tensors[fqn] = md
             self.entries.append(Entry(fqn, tag, shape, size, row.numpy if row else None))
         self.others = self._load({fqn: None for fqn in values}) if values else {}
+        ints = self._int_keys(self.others.pop(INT_KEYS, None))
         paths = self.meta.planner_data
         if isinstance(paths, dict) and all(isinstance(p, tuple) for p in paths.values()):
-            nested = any(len(p) != 1 for p in paths.values())
-            self.paths = {k: tuple(p) for k, p in paths.items()} if nested else None
+            paths = {k: _typed(tuple(p), ints) for k, p in paths.items() if k != INT_KEYS}
+            self.containers = {_typed(p[:-1], ints): "dict" for p in ints}
+            self._unpack_values(paths)
+            nested = any(len(p) != 1 or not isinstance(p[0], str) for p in paths.values())
+            self.paths = paths if nested else None
+
+    def _unpack_values(self, paths: dict[str, tuple[Key, ...]]) -> None:
+        """Tensors inside a value DCP pickled whole (a tuple of tensors) become entries of their
+        own, the value's structure kept in ``paths`` (in place of the value's, in its order) and
+        ``containers``."""
+        from .. import to_numpy
+
+        unpacked: dict[str, dict[str, tuple[Key, ...]]] = {}
+        for name in [n for n, v in self.others.items() if isinstance(v, (list, tuple, dict))]:
+            flat, inner, kinds = flatten_tree(
+                self.others[name], is_leaf=lambda x: isinstance(x, torch.Tensor)
+            )
+            if not any(isinstance(v, torch.Tensor) for v in flat.values()):
+                continue
+            base = paths.get(name, (name,))
+            del self.others[name]
+            unpacked[name] = {}
+            for key, value in flat.items():
+                full = f"{name}.{key}" if key else name
+                unpacked[name][full] = (*base, *(inner[key] if inner else (key,)))
+                if isinstance(value, torch.Tensor):
+                    self._values[full] = to_numpy(value)
+                    self.entries.append(entry_for(full, self._values[full]))
+                else:
+                    self.others[full] = value
+            self.containers.update({(*base, *p): kind for p, kind in kinds.items()})
+        if unpacked:
+            ordered = {}
+            for name, path in paths.items():
+                ordered.update(unpacked.get(name, {name: path}))
+            paths.clear()
+            paths.update(ordered)
+
+    def _int_keys(self, raw: Any) -> set[tuple[Key, ...]]:
+        found = json_value(raw) if raw is not None else []
+        ok = isinstance(found, list) and all(
+            isinstance(p, list) and p and all(isinstance(k, (str, int)) for k in p) for p in found
+        )
+        if not ok:
+            raise BadFileError(f"{self.path} has a corrupt {INT_KEYS!r} value")
+        return {tuple(p) for p in found}
 
     def _check_chunks(self, fqn: str, shape: tuple[int, ...], chunks: Any) -> None:
         """Every element of the tensor is in exactly one rank's chunk: no gap is left unread."""
@@ -302,12 +360,19 @@ class DcpReader(Reader):
         with planner.capture:
             for item in items:
                 reader.read_data(dataclasses.replace(plan, items=[item]), planner).wait()
+        for fqn, value in out.items():
+            if isinstance(value, torch.Tensor) and value.is_meta:  # no chunk to read: no values
+                if value.numel():
+                    raise BadFileError(f"{self.path}: tensor {fqn!r} has no data in the checkpoint")
+                out[fqn] = torch.empty(value.shape, dtype=value.dtype)
         # load_bytes stored the non-tensor values in state_dict itself (the planner's dict)
         return {fqn: state_dict[fqn] if value is None else value for fqn, value in out.items()}
 
     def load(self, name: str) -> np.ndarray:
         from .. import to_numpy
 
+        if name in self._values:
+            return self._values[name]
         md = self._tensors[name]
         target = torch.empty(tuple(md.size), dtype=md.properties.dtype, device="meta")
         value = self._load({name: target})[name]
@@ -322,6 +387,43 @@ class DcpReader(Reader):
             {"file": name, "chunks": n, "file_bytes": (self.path / name).stat().st_size}
             for name, n in sorted(files.items())
         ]
+
+
+INT_KEYS = "tensorbridge.int_keys"
+"""The value in which a DCP checkpoint tensorbridge writes lists its integer dict keys."""
+
+
+def int_keys(
+    paths: dict[str, tuple[Key, ...]] | None, containers: dict[tuple[Key, ...], str]
+) -> list[list[Key]]:
+    """Where ``paths`` (``flatten_tree``'s) hold an integer dict key: the path down to each such
+    key, as DCP writes it.
+
+    DCP's flattening turns every dict key into a string (``{0: t}`` is saved under ``"0"``) and
+    keeps list indices as integers. ``DcpReader`` turns exactly these keys back into integers
+    (``_typed``), so ``.pt`` → DCP → ``.pt`` gives an optimizer's ``state`` back as ``{0: ...}``,
+    which ``load_state_dict`` matches to its parameters.
+
+    >>> int_keys({"s.0.w": ("s", 0, "w"), "s.01": ("s", "01"), "l.0": ("l", 0)}, {("s",): "dict"})
+    [['s', '0']]
+    """
+    found: dict[tuple[Key, ...], None] = {}
+    for path in (paths or {}).values():
+        form: list[Key] = []
+        for depth, key in enumerate(path):
+            in_int_dict = containers.get(path[:depth]) == "dict"
+            form.append(str(key) if in_int_dict else key)
+            if in_int_dict and isinstance(key, int):
+                found[tuple(form)] = None
+    return [list(p) for p in found]
+
+
+def _typed(path: tuple[Key, ...], ints: set[tuple[Key, ...]]) -> tuple[Key, ...]:
+    """A DCP key path with the integer dict keys ``ints`` lists turned back into integers."""
+    return tuple(
+        int(key) if isinstance(key, str) and path[: depth + 1] in ints else key
+        for depth, key in enumerate(path)
+    )
 
 
 SPILL_BYTES = 64 << 20
@@ -436,9 +538,11 @@ def _save(directory: Path, tree: Any, load: Any, flush: Callable[[], None]) -> N
 
     class Planner(DefaultSavePlanner):
         def resolve_data(self, write_item: Any) -> Any:
-            if write_item.type == WriteItemType.BYTE_IO:
-                return super().resolve_data(write_item)
-            return load(self.lookup_object(write_item.index))
+            value = self.lookup_object(write_item.index)
+            if write_item.type != WriteItemType.BYTE_IO:
+                return load(value)
+            # a value DCP pickles whole (a tuple of tensors): its placeholders loaded first
+            return self.transform_object(write_item, map_tensors(value, lambda _, t: load(t)))
 
     planner, writer = Planner(), FileSystemWriter(str(directory), thread_count=1)
     planner.set_up_planner(tree, storage_meta=writer.storage_meta(), is_coordinator=True)
