@@ -239,9 +239,9 @@ def test_format_dcp_of_a_large_model_spans_data_files_pytorch_loads(tmp_path: Pa
         assert bits(target[name]) == bits(t.to(torch.bfloat16)), name
 
 
-def test_a_tensor_of_one_chunk_and_one_of_several_read_exactly(tmp_path: Path) -> None:
-    """DCP chunks read one at a time give the full tensors: a tensor saved whole, and one saved
-    as four chunks (a ShardedTensor-like layout from a 2-process run is covered above)."""
+def test_a_tensor_saved_as_one_chunk_and_a_0d_tensor_read_exactly(tmp_path: Path) -> None:
+    """A tensor saved whole (its one chunk kept as PyTorch's reader decodes it) and a 0-d tensor
+    read back exactly (tensors saved in chunks by 2 ranks: the tests above and the memory test)."""
     whole = torch.randn(64, 3, generator=torch.Generator().manual_seed(2))
     _save({"whole": whole, "n": torch.tensor(3)}, tmp_path / "ckpt")
     dst = tmp_path / "out.safetensors"
