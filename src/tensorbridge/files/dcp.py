@@ -441,7 +441,7 @@ class _Assembly:
     """
 
     def __init__(self, shape: tuple[int, ...], dtype: torch.dtype) -> None:
-        self.shape, self.dtype = shape, dtype
+        self.shape = shape
         self.nbytes = int(np.prod(shape)) * dtype.itemsize
         row = by_torch(dtype)
         self.numpy = row.numpy if row is not None else None
